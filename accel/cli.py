@@ -1,0 +1,82 @@
+"""The `accel` command: run one notebook, build the book, write the report, sweep a grid."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .profiles import PROFILES
+
+
+def _params(pairs: Sequence[Sequence[str]] | None) -> dict[str, Any]:
+    from .runner import parse_value
+    return {name: parse_value(value) for name, value in (pairs or [])}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import run_notebook
+    out = Path(args.out or Path("runs") / Path(args.notebook).stem)
+    res = run_notebook(args.notebook, out, _params(args.p), profile=args.profile, log_output=args.verbose)
+    print(f"executed notebook: {res.executed}\nresults record:    {res.results}\n"
+          f"wall time:         {res.seconds:.1f} s")
+    return 0
+
+
+def cmd_book(args: argparse.Namespace) -> int:
+    from .book import build
+    build(Path(args.root), profile=args.profile, html=not args.no_html, seed=args.seed,
+          out=Path(args.out) if args.out else None)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+    path = write_report(args.records, args.out)
+    print(f"report: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="accel", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="execute one notebook with papermill")
+    run.add_argument("notebook")
+    run.add_argument("--profile", choices=PROFILES, default="cpu")
+    run.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                     help="set a parameter of the notebook's parameters cell (repeatable)")
+    run.add_argument("--out", help="output folder (default runs/<notebook>)")
+    run.add_argument("-v", "--verbose", action="store_true", help="stream the notebook's output")
+    run.set_defaults(func=cmd_run)
+
+    book = sub.add_parser("book", help="execute every notebook of _toc.yml and build the HTML book")
+    book.add_argument("--profile", choices=PROFILES, default="cpu")
+    book.add_argument("--root", default=".")
+    book.add_argument("--out", help="build folder (default _build)")
+    book.add_argument("--seed", type=int)
+    book.add_argument("--no-html", action="store_true", help="execute only")
+    book.set_defaults(func=cmd_book)
+
+    report = sub.add_parser("report", help="write the reproducibility report from results records")
+    report.add_argument("records", help="folder searched for results records (*.json)")
+    report.add_argument("--out", default="book/report.md")
+    report.set_defaults(func=cmd_report)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"accel: error: {err}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:
+        print(f"accel: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Small convolutional networks: 1-D for MNIST-1D (Greydanus 2020's CNN shape), 2-D for images."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .activation import make_activation
+from .init import init_weights
+from .norm import check_norm, make_norm
+from .ws import WSConv1d, WSConv2d
+
+
+class _ConvNet(nn.Module):
+    dim = 1
+
+    def __init__(self, in_channels: int, channels: Sequence[int], num_classes: int, *,
+                 activation: str = "relu", norm: str = "none", init: str = "default",
+                 init_std: float = 0.01, groups: int = 8, kernel_size: int = 5, stride: int = 2):
+        super().__init__()
+        check_norm(norm)
+        conv = {(1, False): nn.Conv1d, (1, True): WSConv1d,
+                (2, False): nn.Conv2d, (2, True): WSConv2d}[(self.dim, norm == "ws")]
+        blocks: list[nn.Module] = []
+        width = in_channels
+        for c in channels:
+            blocks += [conv(width, c, kernel_size, stride=stride, padding=kernel_size // 2),
+                       make_norm(norm, c, self.dim, groups), make_activation(activation)]
+            width = c
+        self.features = nn.Sequential(*blocks)
+        pool = nn.AdaptiveAvgPool1d(1) if self.dim == 1 else nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Sequential(pool, nn.Flatten(), nn.Linear(width, num_classes))
+        init_weights(self, init, init_std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(self._shape(x)))
+
+    def _shape(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class CNN1d(_ConvNet):
+    """Conv1d stack over a length-L signal; input (N, L) or (N, C, L)."""
+    dim = 1
+
+    def _shape(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unsqueeze(1) if x.ndim == 2 else x
+
+
+class CNN2d(_ConvNet):
+    """Conv2d stack over square images; input (N, H·W), (N, H, W) or (N, C, H, W)."""
+    dim = 2
+
+    def _shape(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 2:
+            side = int(round(x.shape[1] ** 0.5))
+            if side * side != x.shape[1]:
+                raise ValueError(f"cannot view {x.shape[1]} features as a square image")
+            x = x.view(len(x), side, side)
+        return x.unsqueeze(1) if x.ndim == 3 else x

@@ -1,0 +1,90 @@
+"""Optimizers by name: `torch.optim` where it has them, `pytorch_optimizer` otherwise.
+
+Nothing here re-implements an update rule. The factory adds two things: names for the
+common variants (``momentum`` = SGD with momentum 0.9, ``nesterov``), and parameter
+groups that keep biases and normalization weights (every parameter with ndim <= 1)
+out of weight decay, as is standard since Goyal et al. 2017 / You et al. 2017.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+def _pytorch_optimizer(name: str) -> type:
+    import pytorch_optimizer
+    return getattr(pytorch_optimizer, name)
+
+
+# name -> (optimizer class, or a function returning it lazily; preset arguments)
+OPTIMIZERS: dict[str, tuple[Any, dict[str, Any]]] = {
+    "sgd": (torch.optim.SGD, {}),
+    "momentum": (torch.optim.SGD, {"momentum": 0.9}),
+    "nesterov": (torch.optim.SGD, {"momentum": 0.9, "nesterov": True}),
+    "adagrad": (torch.optim.Adagrad, {}),
+    "rmsprop": (torch.optim.RMSprop, {}),
+    "adadelta": (torch.optim.Adadelta, {}),
+    "adam": (torch.optim.Adam, {}),
+    "adamw": (torch.optim.AdamW, {}),
+    "radam": (torch.optim.RAdam, {}),
+    "nadam": (torch.optim.NAdam, {}),
+    "lars": (lambda: _pytorch_optimizer("LARS"), {}),
+    "lamb": (lambda: _pytorch_optimizer("Lamb"), {}),
+}
+
+
+def optimizer_class(name: str) -> type:
+    check_optimizer(name)
+    cls = OPTIMIZERS[name][0]
+    return cls if isinstance(cls, type) else cls()
+
+
+def valid_arguments(name: str) -> list[str]:
+    """The keyword arguments optimizer ``name`` accepts (besides ``params``)."""
+    sig = inspect.signature(optimizer_class(name))
+    return [p for p in sig.parameters if p not in ("self", "params", "kwargs")]
+
+
+def check_optimizer(name: str) -> str:
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")
+    return name
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Two groups: weights with ``weight_decay``; biases and norm parameters (ndim <= 1) without."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+def make_optimizer(model: nn.Module | Iterable, spec: dict[str, Any]) -> torch.optim.Optimizer:
+    """Build an optimizer from ``{"name": "adamw", "lr": 1e-3, "weight_decay": 0.01, ...}``.
+
+    Weight decay goes to weights only when a module is given (``exclude_from_decay``
+    may be set False to decay everything, as plain L2 would).
+    """
+    spec = dict(spec)
+    name = check_optimizer(spec.pop("name", None))
+    exclude = spec.pop("exclude_from_decay", True)
+    valid = valid_arguments(name)
+    unknown = sorted(set(spec) - set(valid))
+    if unknown:
+        raise ValueError(f"optimizer {name!r} takes no argument {unknown}; valid: {', '.join(valid)}")
+    lr = spec.get("lr")
+    if lr is not None and (not isinstance(lr, (int, float)) or lr <= 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    wd = float(spec.pop("weight_decay", 0.0))
+    if isinstance(model, nn.Module):
+        params = param_groups(model, wd) if exclude else [{"params": list(model.parameters()),
+                                                           "weight_decay": wd}]
+    else:
+        params = [{"params": list(model), "weight_decay": wd}]
+    return optimizer_class(name)(params, **{**OPTIMIZERS[name][1], **spec})

@@ -1,0 +1,103 @@
+"""The results record every executed notebook writes next to itself.
+
+JSON with the metrics, the claims and their verdicts, the profile, seed, parameters,
+package versions and wall time. The book's reproducibility report and `accel sweep`
+read these records; a record is written atomically so a half-written file can never
+pass for a finished run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .claims import Claim, _jsonable
+
+RESULTS_ENV = "ACCEL_RESULTS_PATH"
+_PACKAGES = ("accel", "torch", "pytorch-lightning", "numpy", "pytorch-optimizer", "mnist1d")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+class Results:
+    """Collects one notebook run's metrics and claims, then saves them."""
+
+    def __init__(self, notebook: str, profile: str, seed: int, params: dict[str, Any] | None = None):
+        self.notebook = notebook
+        self.profile = profile
+        self.seed = seed
+        self.params = dict(params or {})
+        self.metrics: dict[str, Any] = {}
+        self.claims: list[Claim] = []
+        self._start = time.perf_counter()
+
+    def metric(self, name: str, value: Any) -> Any:
+        self.metrics[name] = value
+        return value
+
+    def claim(self, claim: Claim) -> Claim:
+        if any(c.id == claim.id for c in self.claims):
+            raise ValueError(f"claim id {claim.id!r} recorded twice")
+        claim.chapter = self.notebook
+        self.claims.append(claim)
+        return claim
+
+    def verdict_table(self) -> pd.DataFrame:
+        """The claims as a table for the notebook's verdict cell."""
+        rows = [{"claim": c.statement, "source": c.source, "criterion": c.criterion,
+                 "measured": _fmt(c.measured), "verdict": c.verdict} for c in self.claims]
+        return pd.DataFrame(rows, columns=["claim", "source", "criterion", "measured", "verdict"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable({
+            "notebook": self.notebook,
+            "profile": self.profile,
+            "seed": self.seed,
+            "params": self.params,
+            "metrics": self.metrics,
+            "claims": [c.to_dict() for c in self.claims],
+            "versions": package_versions(),
+            "wall_time_s": time.perf_counter() - self._start,
+            "complete": True,
+        })
+
+    def save(self, path: str | os.PathLike | None = None) -> Path:
+        """Write the record to ``path``, else ``$ACCEL_RESULTS_PATH``, else ``results/<notebook>.json``."""
+        target = Path(path or os.environ.get(RESULTS_ENV) or Path("results") / f"{self.notebook}.json")
+        write_json_atomic(target, self.to_dict())
+        return target
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def load(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a record; a record without ``complete: true`` is an error, not a result."""
+    record = json.loads(Path(path).read_text())
+    if not record.get("complete"):
+        raise ValueError(f"{path} is not a complete results record")
+    return record
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

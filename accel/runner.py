@@ -1,0 +1,122 @@
+"""Execute notebooks with papermill: parameters checked first, outputs written atomically.
+
+papermill by itself injects any parameter it is given, so a typo (``-p sed 3``) would
+silently run the defaults; :func:`check_parameters` refuses names the notebook's
+``parameters`` cell does not define, before a kernel starts.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .profiles import check_profile
+from .results import RESULTS_ENV
+
+
+class NotebookError(RuntimeError):
+    """A notebook failed: carries its name and the failing cell's error."""
+
+
+@dataclass
+class RunOutput:
+    notebook: Path
+    executed: Path
+    results: Path
+    seconds: float
+
+
+def notebook_parameters(path: str | os.PathLike) -> dict[str, Any]:
+    """The names and defaults of the notebook's ``parameters`` cell."""
+    import papermill
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no notebook at {path}")
+    params = papermill.inspect_notebook(str(path))
+    if not params:
+        raise ValueError(f"{path} has no cell tagged 'parameters'")
+    return {name: _default(info.get("default")) for name, info in params.items()}
+
+
+def _default(text: Any) -> Any:
+    try:
+        return ast.literal_eval(text) if isinstance(text, str) else text
+    except (ValueError, SyntaxError):
+        return text
+
+
+def check_parameters(path: str | os.PathLike, params: dict[str, Any]) -> dict[str, Any]:
+    """Refuse unknown names and values whose type differs from the default's."""
+    defaults = notebook_parameters(path)
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise ValueError(f"{Path(path).name} has no parameter {', '.join(map(repr, unknown))}; "
+                         f"valid parameters: {', '.join(defaults)}")
+    for name, value in params.items():
+        default = defaults[name]
+        if default is None or value is None:
+            continue
+        ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int)
+                                                  and not isinstance(value, bool))
+        if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, bool):
+            ok = False
+        if not ok:
+            raise ValueError(f"parameter {name!r} of {Path(path).name} expects {type(default).__name__} "
+                             f"(default {default!r}), got {type(value).__name__} {value!r}")
+    if "profile" in params:
+        check_profile(params["profile"])
+    return params
+
+
+def parse_value(text: str) -> Any:
+    """Command-line values: Python literals (3, 1e-3, [1, 2], True, None) else the string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def run_notebook(path: str | os.PathLike, out_dir: str | os.PathLike, params: dict[str, Any] | None = None,
+                 *, profile: str = "cpu", name: str | None = None, log_output: bool = False) -> RunOutput:
+    """Execute ``path`` into ``out_dir/<name>.ipynb`` with its record at ``out_dir/<name>.json``.
+
+    The executed notebook is written to a temporary name and renamed when complete, so
+    an interrupted run never leaves a notebook that looks finished.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    path = Path(path)
+    params = {"profile": profile, **(params or {})}
+    check_parameters(path, params)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = name or path.stem
+    executed, results = out_dir / f"{name}.ipynb", out_dir / f"{name}.json"
+    tmp = out_dir / f".{name}.{os.getpid()}.partial.ipynb"
+    results.unlink(missing_ok=True)
+    previous = os.environ.get(RESULTS_ENV)
+    os.environ[RESULTS_ENV] = str(results.resolve())
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(path), str(tmp), parameters=params, cwd=str(Path.cwd()),
+                                   kernel_name="python3", progress_bar=False, log_output=log_output)
+    except PapermillExecutionError as err:
+        failed = out_dir / f"{name}.failed.ipynb"
+        if tmp.exists():
+            os.replace(tmp, failed)
+        raise NotebookError(f"{path.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
+                            f"(executed notebook with the traceback: {failed})") from None
+    finally:
+        if previous is None:
+            os.environ.pop(RESULTS_ENV, None)
+        else:
+            os.environ[RESULTS_ENV] = previous
+    os.replace(tmp, executed)
+    if not results.exists():
+        raise NotebookError(f"{path.name} ran but wrote no results record (call results.save())")
+    return RunOutput(path, executed, results, time.perf_counter() - start)

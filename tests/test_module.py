@@ -1,0 +1,49 @@
+import torch
+
+from accel.data import TensorDataModule
+from accel.module import Classifier
+from accel.seeding import seed_everything
+from accel.training import fit
+
+
+def _data(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(256, 10, generator=g)
+    y = (x[:, 0] + x[:, 1] > 0).long()
+    return TensorDataModule(x[:192].numpy(), y[:192].numpy(), x[192:].numpy(), y[192:].numpy(), 32)
+
+
+def _run(seed):
+    seed_everything(seed)
+    module = Classifier({"name": "mlp", "in_features": 10, "hidden": [16], "out_features": 2},
+                        {"name": "momentum", "lr": 0.2}, {"name": "cosine", "warmup_steps": 2})
+    history = fit(module, _data(), 4)
+    return module, history
+
+
+def test_training_lowers_the_loss_and_records_every_epoch():
+    module, history = _run(0)
+    assert list(history["epoch"]) == [1, 2, 3, 4]
+    assert {"train_loss", "train_acc", "val_loss", "val_acc"} <= set(history.columns)
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+    assert history["val_acc"].iloc[-1] > 0.8
+    assert list(history["step"]) == [6, 12, 18, 24]
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+    a, ha = _run(1)
+    b, hb = _run(1)
+    c, _ = _run(2)
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
+    assert ha.equals(hb)
+    assert any(not torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
+
+
+def test_optimizer_and_schedule_are_saved_hyperparameters():
+    module, _ = _run(0)
+    hp = module.hparams
+    assert hp["optimizer"] == {"name": "momentum", "lr": 0.2}
+    assert hp["schedule"]["name"] == "cosine"
+    rebuilt = Classifier(**hp)
+    assert sum(p.numel() for p in rebuilt.parameters()) == sum(p.numel() for p in module.parameters())

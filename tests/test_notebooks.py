@@ -1,0 +1,20 @@
+"""Every chapter executes end to end under profile=smoke and writes a sound results record."""
+import pytest
+
+from accel.book import toc_notebooks
+from accel.claims import VERDICTS
+from accel.results import load
+from accel.runner import run_notebook
+from conftest import ROOT
+
+
+@pytest.mark.parametrize("notebook", toc_notebooks(ROOT), ids=lambda p: p.stem)
+def test_notebook_smoke(notebook, tmp_path):
+    out = run_notebook(notebook, tmp_path, {"seed": 0}, profile="smoke")
+    rec = load(out.results)
+    assert rec["notebook"] == notebook.stem and rec["profile"] == "smoke" and rec["seed"] == 0
+    assert rec["claims"], "a chapter must test at least one claim"
+    for claim in rec["claims"]:
+        assert claim["verdict"] in VERDICTS
+        assert claim["source"] and claim["criterion"] and claim["statement"]
+    assert rec["metrics"]

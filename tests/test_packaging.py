@@ -1,0 +1,53 @@
+"""The install path: one list of pins in three files, torch pinned to the CPU build."""
+import re
+import tomllib
+
+import yaml
+
+
+def _pins(lines):
+    return {re.split(r"[=<>]", l)[0].lower().replace("_", "-"): l.strip()
+            for l in lines if l.strip() and not l.strip().startswith(("#", "-"))}
+
+
+def test_requirements_environment_and_pyproject_agree(root):
+    reqs = _pins((root / "requirements.txt").read_text().splitlines())
+    env = yaml.safe_load((root / "environment.yml").read_text())
+    pip_list = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    env_pins = _pins(p.split("#")[0] for p in pip_list)
+    env_pins.pop("torch")
+    assert env_pins == reqs
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    deps = _pins(project["dependencies"])
+    assert deps.pop("torch") == "torch==2.13.0"
+    assert deps == reqs
+    assert project["scripts"]["accel"] == "accel.cli:main"
+
+
+def test_torch_is_pinned_to_the_cpu_build_and_nothing_cuda_is_listed(root):
+    constraints = (root / "constraints.txt").read_text()
+    assert "torch==2.13.0+cpu" in constraints.splitlines()
+    text = constraints + (root / "requirements.txt").read_text()
+    everything = "\n".join(l for l in text.lower().splitlines() if not l.startswith("#"))
+    for banned in ("torchvision", "timm", "nvidia-", "triton"):
+        assert banned not in everything
+    makefile = (root / "Makefile").read_text()
+    assert 'install --quiet "torch==2.13.0+cpu"' in makefile
+    assert "-c constraints.txt" in makefile
+
+
+def test_make_targets_are_phony_and_ci_calls_the_readme_test_command(root):
+    makefile = (root / "Makefile").read_text()
+    phony = re.search(r"^\.PHONY:(.*)$", makefile, re.M).group(1).split()
+    assert {"book", "test"} <= set(phony)
+    readme = (root / "README.md").read_text()
+    assert "make test" in readme and "make book" in readme
+    assert "make test" in (root / ".ci" / "run").read_text()
+
+
+def test_installed_environment_has_no_cuda_packages():
+    from importlib import metadata
+    names = {d.metadata["Name"].lower() for d in metadata.distributions()}
+    assert not {n for n in names if n.startswith("nvidia") or n in ("triton", "torchvision", "timm")}
+    import torch
+    assert torch.__version__.startswith("2.13.0")

@@ -1,0 +1,62 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from accel.cli import main
+from accel.runner import NotebookError, check_parameters, notebook_parameters, parse_value, run_notebook
+
+
+def test_parameters_cell_is_read(tiny_notebook):
+    assert notebook_parameters(tiny_notebook) == {"profile": "cpu", "seed": 0, "lr": 0.01, "fail": False}
+
+
+def test_unknown_parameter_is_refused_listing_valid_names(tiny_notebook):
+    with pytest.raises(ValueError, match="no parameter 'sed'.*valid parameters: profile, seed, lr, fail"):
+        check_parameters(tiny_notebook, {"sed": 3})
+
+
+def test_wrong_types_and_profiles_are_refused(tiny_notebook):
+    with pytest.raises(ValueError, match="expects float"):
+        check_parameters(tiny_notebook, {"lr": "fast"})
+    with pytest.raises(ValueError, match="expects int"):
+        check_parameters(tiny_notebook, {"seed": True})
+    with pytest.raises(ValueError, match="valid profiles"):
+        check_parameters(tiny_notebook, {"profile": "huge"})
+    assert check_parameters(tiny_notebook, {"lr": 1, "seed": 2})  # int for a float is fine
+
+
+def test_parse_value():
+    assert parse_value("3") == 3 and parse_value("1e-3") == 1e-3 and parse_value("[1, 2]") == [1, 2]
+    assert parse_value("adam") == "adam"
+
+
+def test_cli_refuses_a_typo_before_running(tiny_notebook, tmp_path, capsys):
+    code = main(["run", str(tiny_notebook), "--profile", "smoke", "-p", "sed", "3", "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "valid parameters: profile, seed, lr, fail" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_run_writes_notebook_and_record(tiny_notebook, tmp_path, capsys):
+    code = main(["run", str(tiny_notebook), "--profile", "smoke", "-p", "seed", "3", "--out", str(tmp_path)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert str(tmp_path / "tiny.ipynb") in out and str(tmp_path / "tiny.json") in out
+    rec = json.loads((tmp_path / "tiny.json").read_text())
+    assert rec["seed"] == 3 and rec["profile"] == "smoke" and rec["metrics"]["loss"] == pytest.approx(0.04)
+
+
+def test_a_failing_notebook_names_itself_and_its_error(tiny_notebook, tmp_path):
+    with pytest.raises(NotebookError, match=r"tiny.ipynb failed in cell .*RuntimeError: asked to fail"):
+        run_notebook(tiny_notebook, tmp_path / "out", {"fail": True}, profile="smoke")
+    out = tmp_path / "out"
+    assert (out / "tiny.failed.ipynb").exists()
+    assert not (out / "tiny.ipynb").exists() and not (out / "tiny.json").exists()
+    assert not list(out.glob(".*partial*"))
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "accel.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "run" in out.stdout and "book" in out.stdout
