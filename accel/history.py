@@ -24,3 +24,30 @@ class History(pl.Callback):
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows)
+
+
+class StepHistory(pl.Callback):
+    """Training loss and learning rate every ``every`` optimizer steps, for curves finer than epochs.
+
+    Reads the loss a ``training_step`` returned (a tensor or a dict with ``"loss"``);
+    a non-finite loss is recorded as NaN/inf so divergence shows up in the curve.
+    """
+
+    def __init__(self, every: int = 1) -> None:
+        if every < 1:
+            raise ValueError(f"every must be a positive int, got {every}")
+        self.every = every
+        self.rows: list[dict[str, float]] = []
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
+                           batch_idx: int) -> None:
+        step = trainer.global_step
+        if step % self.every:
+            return
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
+        self.rows.append({"step": step, "epoch": trainer.current_epoch + 1,
+                          "loss": float(loss) if loss is not None else float("nan"), "lr": float(lr)})
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows)

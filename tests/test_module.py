@@ -47,3 +47,16 @@ def test_optimizer_and_schedule_are_saved_hyperparameters():
     assert hp["schedule"]["name"] == "cosine"
     rebuilt = Classifier(**hp)
     assert sum(p.numel() for p in rebuilt.parameters()) == sum(p.numel() for p in module.parameters())
+
+
+def test_step_history_records_every_step_with_its_learning_rate():
+    from accel.history import StepHistory
+    seed_everything(0)
+    module = Classifier({"name": "mlp", "in_features": 10, "hidden": [8], "out_features": 2},
+                        {"name": "sgd", "lr": 0.1}, {"name": "linear"})
+    steps = StepHistory()
+    fit(module, _data(), 2, callbacks=[steps])
+    frame = steps.frame()
+    assert list(frame["step"]) == list(range(1, 13))
+    assert frame["lr"].iloc[0] > frame["lr"].iloc[-1]
+    assert frame["loss"].notna().all()

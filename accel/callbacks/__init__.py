@@ -1,0 +1,1 @@
+"""Lightning callbacks that measure what the chapters discuss, one module each."""
