@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .models import build_model
-from .optim import make_optimizer
+from .optim import NEEDS_CREATE_GRAPH, make_optimizer
 from .schedules import make_schedule
 
 
@@ -53,6 +53,11 @@ class Classifier(pl.LightningModule):
         loss = F.cross_entropy(logits, y)
         self._accumulate("train", loss, logits, y)
         return loss
+
+    def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        if self.optimizer_spec.get("name") in NEEDS_CREATE_GRAPH:
+            kwargs.setdefault("create_graph", True)
+        super().backward(loss, *args, **kwargs)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch

@@ -32,7 +32,16 @@ OPTIMIZERS: dict[str, tuple[Any, dict[str, Any]]] = {
     "nadam": (torch.optim.NAdam, {}),
     "lars": (lambda: _pytorch_optimizer("LARS"), {}),
     "lamb": (lambda: _pytorch_optimizer("Lamb"), {}),
+    # Beyond first-order adaptivity: approximations of Newton's method.
+    "adahessian": (lambda: _pytorch_optimizer("AdaHessian"), {}),  # Yao et al. 2021
+    "shampoo": (lambda: _pytorch_optimizer("Shampoo"), {}),        # Gupta et al. 2018
+    "soap": (lambda: _pytorch_optimizer("SOAP"), {}),              # Vyas et al. 2024
+    "muon": (lambda: _pytorch_optimizer("Muon"), {}),              # Jordan et al. 2024
 }
+
+# AdaHessian estimates diag(H) by Hutchinson's method from Hessian-vector products, so
+# the loss must be differentiated with ``create_graph=True``.
+NEEDS_CREATE_GRAPH = frozenset({"adahessian"})
 
 
 def optimizer_class(name: str) -> type:
@@ -65,6 +74,23 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     return groups
 
 
+def muon_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Muon orthogonalizes updates of hidden weight matrices only (Jordan et al. 2024).
+
+    The output layer's weight, biases and norm gains go to Muon's AdamW groups
+    (``use_muon=False``), as its authors recommend.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    matrices = [p for p in params if p.ndim >= 2]
+    head = matrices[-1:]  # the classifier head: the last matrix registered
+    hidden = [p for p in matrices if not any(p is h for h in head)]
+    rest = [p for p in params if not any(p is h for h in hidden)]
+    groups = [{"params": hidden, "weight_decay": weight_decay, "use_muon": True}]
+    if rest:
+        groups.append({"params": rest, "weight_decay": 0.0, "use_muon": False})
+    return groups
+
+
 def make_optimizer(model: nn.Module | Iterable, spec: dict[str, Any]) -> torch.optim.Optimizer:
     """Build an optimizer from ``{"name": "adamw", "lr": 1e-3, "weight_decay": 0.01, ...}``.
 
@@ -82,6 +108,8 @@ def make_optimizer(model: nn.Module | Iterable, spec: dict[str, Any]) -> torch.o
     if lr is not None and (not isinstance(lr, (int, float)) or lr <= 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     wd = float(spec.pop("weight_decay", 0.0))
+    if name == "muon" and isinstance(model, nn.Module):
+        return optimizer_class(name)(muon_groups(model, wd), **spec)
     if isinstance(model, nn.Module):
         params = param_groups(model, wd) if exclude else [{"params": list(model.parameters()),
                                                            "weight_decay": wd}]
