@@ -1,23 +1,29 @@
 # The README's two commands. Both create/reuse .venv and install the pinned
 # dependencies: torch first (CPU wheel), everything else under constraints.txt.
+# A GPU machine swaps the torch build only: make book PROFILE=full ACCEL_TORCH=torch==2.13.0 ACCEL_CUDA=1
 PYTHON ?= python3.11
 VENV   ?= .venv
+ACCEL_TORCH  ?= torch==2.13.0+cpu
+ACCEL_CUDA   ?= 0
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test venv clean
+.PHONY: book test venv clean benchmarks
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet "torch==2.13.0+cpu"
-	$(PIP) install --quiet -c constraints.txt -r requirements.txt
-	$(PIP) install --quiet -c constraints.txt --no-deps -e .
-	@if $(PIP) list 2>/dev/null | grep -iE '^(nvidia|triton|torchvision|timm)'; then \
-		echo "error: a CUDA/torchvision package slipped into $(VENV)"; exit 1; fi
+	$(PIP) install --quiet "$(ACCEL_TORCH)"
+	sed 's/^torch==.*/$(ACCEL_TORCH)/' constraints.txt > $(VENV)/constraints.txt
+	$(PIP) install --quiet -c $(VENV)/constraints.txt -r requirements.txt
+	$(PIP) install --quiet -c $(VENV)/constraints.txt --no-deps -e .
+	@if $(PIP) list 2>/dev/null | grep -iE '^(torchvision|timm)'; then \
+		echo "error: torchvision/timm slipped into $(VENV) (they break import pytorch_lightning)"; exit 1; fi
+	@if [ "$(ACCEL_CUDA)" != 1 ] && $(PIP) list 2>/dev/null | grep -iE '^(nvidia|triton)'; then \
+		echo "error: a CUDA package slipped into the CPU environment $(VENV)"; exit 1; fi
 	touch $(STAMP)
 
 book: $(STAMP)
@@ -25,6 +31,10 @@ book: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+benchmarks: $(STAMP)
+	$(PY) benchmarks/throughput.py $(BENCH_ARGS)
+	$(PY) benchmarks/sweep.py
 
 clean:
 	rm -rf _build runs results

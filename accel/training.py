@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import pandas as pd
 import pytorch_lightning as pl
 
-from .device import accelerator_name
+from .device import accelerator_name, default_precision
 from .history import History
 from .seeding import seed_everything
 
@@ -22,6 +22,7 @@ def make_trainer(epochs: int, callbacks: Sequence[pl.Callback] = (), **kwargs: A
     """
     options: dict[str, Any] = dict(
         max_epochs=epochs, accelerator=accelerator_name(), devices=1, logger=False,
+        precision=default_precision(),
         enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
         deterministic=True, num_sanity_val_steps=0,
     )

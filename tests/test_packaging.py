@@ -1,5 +1,6 @@
 """The install path: one list of pins in three files, torch pinned to the CPU build."""
 import re
+import subprocess
 import tomllib
 
 import yaml
@@ -31,9 +32,16 @@ def test_torch_is_pinned_to_the_cpu_build_and_nothing_cuda_is_listed(root):
     everything = "\n".join(l for l in text.lower().splitlines() if not l.startswith("#"))
     for banned in ("torchvision", "timm", "nvidia-", "triton"):
         assert banned not in everything
-    makefile = (root / "Makefile").read_text()
-    assert 'install --quiet "torch==2.13.0+cpu"' in makefile
-    assert "-c constraints.txt" in makefile
+
+
+def test_make_installs_cpu_torch_first_then_everything_under_the_constraints(root, tmp_path):
+    """What `make` would run (dry run, forced) on a fresh machine, in order."""
+    out = subprocess.run(["make", "-n", "-B", "venv", f"VENV={tmp_path / 'v'}"], cwd=root,
+                         capture_output=True, text=True, check=True).stdout
+    installs = [l for l in out.splitlines() if " install " in l and "--upgrade pip" not in l]
+    assert 'install --quiet "torch==2.13.0+cpu"' in installs[0]
+    assert all("-c " in l and "constraints.txt" in l for l in installs[1:]) and len(installs) >= 3
+    assert "s/^torch==.*/torch==2.13.0+cpu/" in out  # the derived constraints keep the CPU pin
 
 
 def test_make_targets_are_phony_and_ci_calls_the_readme_test_command(root):

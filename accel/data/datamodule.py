@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 import torch
 
 from . import sources
+from ..device import default_device
 from .loader import TensorBatchLoader, check_batch_size
 
 DATASETS: dict[str, Callable[..., sources.Arrays]] = {
@@ -30,7 +31,7 @@ class TensorDataModule(pl.LightningDataModule):
 
     def __init__(self, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
                  batch_size: int = 128, *, eval_batch_size: int = 4096, standardize: bool = False,
-                 seed: int = 0, device: str | torch.device = "cpu", drop_last: bool = False):
+                 seed: int = 0, device: str | torch.device | None = None, drop_last: bool = False):
         super().__init__()
         check_batch_size(batch_size, len(x_train), drop_last)
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
@@ -38,7 +39,7 @@ class TensorDataModule(pl.LightningDataModule):
         if standardize:
             mean, std = x_train.mean(0), x_train.std(0) + 1e-8
             x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
-        dev = torch.device(device)
+        dev = torch.device(device) if device is not None else default_device()
         self.x_train = torch.as_tensor(x_train, dtype=torch.float32, device=dev)
         self.y_train = torch.as_tensor(y_train, device=dev)
         self.x_test = torch.as_tensor(x_test, dtype=torch.float32, device=dev)
@@ -52,14 +53,35 @@ class TensorDataModule(pl.LightningDataModule):
     def num_classes(self) -> int:
         return int(torch.max(self.y_train).item()) + 1
 
+    def set_batch_size(self, batch_size: int) -> None:
+        """Change the training batch size; it takes effect at the next ``train_dataloader()``
+        (every epoch under ``reload_dataloaders_every_n_epochs=1``)."""
+        check_batch_size(batch_size, len(self.x_train), self.drop_last)
+        self.batch_size = batch_size
+
     def train_dataloader(self) -> TensorBatchLoader:
-        return TensorBatchLoader(self.x_train, self.y_train, self.batch_size, shuffle=True,
-                                 drop_last=self.drop_last, seed=self.seed)
+        rank, world = _rank_and_world(self)
+        loader = TensorBatchLoader(self.x_train, self.y_train, self.batch_size, shuffle=True,
+                                   drop_last=self.drop_last, seed=self.seed, rank=rank, world_size=world)
+        # A loader rebuilt mid-fit (reload_dataloaders_every_n_epochs) continues the
+        # per-epoch shuffles instead of repeating epoch 0's permutation.
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            loader.epoch = int(trainer.current_epoch)
+        return loader
 
     def val_dataloader(self) -> TensorBatchLoader:
         return TensorBatchLoader(self.x_test, self.y_test, min(self.eval_batch_size, len(self.x_test)))
 
     test_dataloader = val_dataloader
+
+
+def _rank_and_world(dm: pl.LightningDataModule) -> tuple[int, int]:
+    """This process's rank and the number of processes (1 outside DDP)."""
+    trainer = getattr(dm, "trainer", None)
+    if trainer is None:
+        return 0, 1
+    return int(trainer.global_rank), int(trainer.world_size)
 
 
 def make_datamodule(name: str, batch_size: int = 128, *, source_args: dict[str, Any] | None = None,

@@ -13,22 +13,36 @@ import torch
 
 
 class TensorBatchLoader:
-    """Yields ``(x[idx], y[idx])`` batches; a fresh seeded permutation per epoch."""
+    """Yields ``(x[idx], y[idx])`` batches; a fresh seeded permutation per epoch.
+
+    Under data parallelism (``world_size`` processes) every process draws the same
+    permutation and cuts the same global batches of ``batch_size × world_size`` rows;
+    process ``rank`` takes its ``batch_size`` slice of each. DDP averages the gradients,
+    so a step equals one single-process step on the global batch (Goyal et al. 2017).
+    """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = False,
-                 drop_last: bool = False, seed: int = 0):
+                 drop_last: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1):
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} rows but y has {len(y)}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
         check_batch_size(batch_size, len(x), drop_last)
+        check_batch_size(batch_size * world_size, len(x), drop_last)
         self.x, self.y = x, y
         self.batch_size = int(batch_size)
+        self.rank, self.world_size = rank, world_size
         self.shuffle, self.drop_last = shuffle, drop_last
         self.seed = seed
         self.epoch = 0
 
+    @property
+    def global_batch_size(self) -> int:
+        return self.batch_size * self.world_size
+
     def __len__(self) -> int:
-        n = len(self.x)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        n, b = len(self.x), self.global_batch_size
+        return n // b if self.drop_last else math.ceil(n / b)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.x)
@@ -39,8 +53,10 @@ class TensorBatchLoader:
         else:
             x, y = self.x, self.y
         self.epoch += 1
+        b = self.global_batch_size
         for i in range(len(self)):
-            sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
+            start = i * b + self.rank * self.batch_size
+            sl = slice(start, min(start + self.batch_size, (i + 1) * b))
             yield x[sl], y[sl]
 
 

@@ -1,0 +1,138 @@
+"""Throughput of `accel` (Lightning) against a plain PyTorch loop, and time to accuracy.
+
+Both sides train the same MNIST-1D CNN on the same device-resident tensors with the
+same optimizer, batch size and epochs, and evaluate on the test set after every
+epoch. What differs is only the machinery: Lightning's Trainer with accel's module,
+data module and callbacks versus a hand-written ``for`` loop. Printed: samples per
+second of each (median of ``--repeats`` timed runs after one warm-up) and their ratio
+(accel / plain; 1.0 means Lightning costs nothing).
+
+``--target-acc`` then trains accel's CNN until its test accuracy reaches the target
+(Greydanus 2020 reports about 94 % for a CNN on MNIST-1D) and prints the epochs and
+seconds it took, or that it did not get there within ``--max-epochs``.
+
+    .venv/bin/python benchmarks/throughput.py                 # CPU: a short run
+    .venv/bin/python benchmarks/throughput.py --epochs 20 --target-acc 0.94   # a GPU
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from accel.data import make_datamodule
+from accel.device import default_device, default_precision
+from accel.models import CNN1d
+from accel.module import Classifier
+from accel.seeding import seed_everything
+from accel.training import fit
+
+MODEL = {"name": "cnn1d", "in_channels": 1, "channels": [32, 32, 32], "num_classes": 10,
+         "kernel_size": 5, "stride": 2}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_accel(dm, epochs: int, lr: float) -> tuple[float, float]:
+    """Seconds and final test accuracy of ``accel.training.fit``."""
+    seed_everything(0)
+    module = Classifier(MODEL, {"name": "adam", "lr": lr})
+    start = time.perf_counter()
+    history = fit(module, dm, epochs)
+    _sync(dm.x_train.device)
+    return time.perf_counter() - start, float(history["val_acc"].iloc[-1])
+
+
+def run_plain(dm, epochs: int, lr: float, autocast: bool) -> tuple[float, float]:
+    """Seconds and final test accuracy of a hand-written loop doing the same work."""
+    seed_everything(0)
+    device = dm.x_train.device
+    spec = {k: v for k, v in MODEL.items() if k != "name"}
+    model = CNN1d(**spec).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    x, y, xt, yt = dm.x_train, dm.y_train, dm.x_test, dm.y_test
+    g = torch.Generator().manual_seed(0)
+    start = time.perf_counter()
+    acc = 0.0
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(x), generator=g).to(device)
+        xs, ys = x[order], y[order]
+        for i in range(0, len(x), dm.batch_size):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss = F.cross_entropy(model(xs[i:i + dm.batch_size]), ys[i:i + dm.batch_size])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            acc = (model(xt).argmax(1) == yt).float().mean().item()
+    _sync(device)
+    return time.perf_counter() - start, acc
+
+
+def time_to_accuracy(dm, target: float, max_epochs: int, lr: float) -> tuple[int | None, float]:
+    """Epochs and seconds until accel's CNN first reaches ``target`` test accuracy."""
+    seed_everything(0)
+    module = Classifier(MODEL, {"name": "adam", "lr": lr},
+                        {"name": "cosine"}, total_steps=max_epochs * len(dm.train_dataloader()))
+    start = time.perf_counter()
+    history = fit(module, dm, max_epochs)
+    seconds = time.perf_counter() - start
+    reached = history[history["val_acc"] >= target]
+    if reached.empty:
+        return None, seconds
+    epoch = int(reached["epoch"].iloc[0]) + 1
+    return epoch, seconds * epoch / max_epochs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--samples", type=int, default=5000, help="MNIST-1D samples (80%% train)")
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--target-acc", type=float, default=None)
+    ap.add_argument("--max-epochs", type=int, default=60)
+    args = ap.parse_args()
+
+    device = default_device()
+    precision = default_precision()
+    dm = make_datamodule("mnist1d", args.batch_size, source_args={"num_samples": args.samples},
+                         device=device)
+    n = len(dm.x_train) * args.epochs
+    autocast = precision.startswith("bf16")
+    print(f"device={device} precision={precision} torch threads={torch.get_num_threads()} "
+          f"train samples={len(dm.x_train)} batch={args.batch_size} epochs={args.epochs}")
+    run_accel(dm, 1, args.lr), run_plain(dm, 1, args.lr, autocast)  # warm-up: kernels, caches
+    times = {"accel": [], "plain": []}
+    accs = {}
+    for _ in range(args.repeats):  # interleaved, so drifts in machine load hit both alike
+        t, accs["accel"] = run_accel(dm, args.epochs, args.lr)
+        times["accel"].append(t)
+        t, accs["plain"] = run_plain(dm, args.epochs, args.lr, autocast)
+        times["plain"].append(t)
+    rate = {k: n / statistics.median(v) for k, v in times.items()}
+    for k in times:
+        print(f"{k:>6}: {rate[k]:>10,.0f} samples/s  (median of {args.repeats}: "
+              f"{statistics.median(times[k]):.2f} s; final test acc {accs[k]:.3f})")
+    print(f"throughput ratio accel/plain = {rate['accel'] / rate['plain']:.3f}")
+
+    if args.target_acc is not None:
+        epoch, seconds = time_to_accuracy(dm, args.target_acc, args.max_epochs, args.lr)
+        if epoch is None:
+            print(f"time to {args.target_acc:.0%} test accuracy: not reached in {args.max_epochs} "
+                  f"epochs ({seconds:.1f} s)")
+        else:
+            print(f"time to {args.target_acc:.0%} test accuracy: epoch {epoch}, ~{seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
