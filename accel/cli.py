@@ -37,6 +37,28 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import FAILED, INTERRUPTED, load_grid_file, merge_grids, parse_grid, sweep
+    from .book import check_can_run
+    grid = merge_grids(load_grid_file(args.grid_file) if args.grid_file else {}, parse_grid(args.grid))
+    for profile in grid.get("profile", [args.profile]):
+        check_can_run(profile)  # the full profile needs a GPU
+    out = Path(args.out or Path("runs") / f"sweep_{Path(args.notebook).stem}")
+    res = sweep(args.notebook, grid, out, profile=args.profile, workers=args.workers, force=args.force,
+                metric=args.metric)
+    print(f"{len(res.runs)} runs: {res.count('done') - res.skipped} executed, {res.skipped} already done, "
+          f"{res.count(FAILED)} failed, {res.count(INTERRUPTED)} interrupted")
+    for run in res.runs:
+        s = res.status.get(run.id, {})
+        if s.get("status") in (FAILED, INTERRUPTED):
+            where = s.get("failed_notebook") or s.get("kernel_log")
+            print(f"  {s['status']}: {run.params} -> {s['error']}\n    see {where}")
+    print(f"table:  {res.table_path}\nfigure: {res.figure_path or 'none'}\nruns:   {out / 'sweep.json'}")
+    for note in res.notes:
+        print(note)
+    return res.exit_status
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="accel", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +85,20 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default="book/report.md")
     report.set_defaults(func=cmd_report)
 
+    sweep = sub.add_parser("sweep", help="execute one notebook over a grid of parameters, in parallel",
+                           description="Run NOTEBOOK once per combination of the grid; rerunning resumes. "
+                                       "Exit status: the number of runs that failed (at most 100).")
+    sweep.add_argument("notebook")
+    sweep.add_argument("--grid", action="append", metavar="NAME=V1,V2",
+                       help="a parameter and its values (repeatable; values are Python literals or strings)")
+    sweep.add_argument("--grid-file", help="YAML mapping NAME: [values]; --grid entries override it")
+    sweep.add_argument("--profile", choices=PROFILES, default="cpu")
+    sweep.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
+    sweep.add_argument("--out", help="output folder (default runs/sweep_<notebook>)")
+    sweep.add_argument("--force", action="store_true", help="rerun combinations that are already done")
+    sweep.add_argument("--metric", help="metric of the summary figure (default: the first recorded)")
+    sweep.set_defaults(func=cmd_sweep)
+
     return parser
 
 
@@ -76,6 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RuntimeError as err:
         print(f"accel: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("accel: interrupted; finished runs are kept, rerun the same command to resume",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

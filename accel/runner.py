@@ -49,9 +49,15 @@ def _default(text: Any) -> Any:
         return text
 
 
-def check_parameters(path: str | os.PathLike, params: dict[str, Any]) -> dict[str, Any]:
-    """Refuse unknown names and values whose type differs from the default's."""
-    defaults = notebook_parameters(path)
+def check_parameters(path: str | os.PathLike, params: dict[str, Any],
+                     defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Refuse unknown names and values whose type differs from the default's.
+
+    ``defaults`` (from :func:`notebook_parameters`) saves re-reading the notebook when
+    many parameter sets are checked, as a sweep does.
+    """
+    if defaults is None:
+        defaults = notebook_parameters(path)
     unknown = sorted(set(params) - set(defaults))
     if unknown:
         raise ValueError(f"{Path(path).name} has no parameter {', '.join(map(repr, unknown))}; "
@@ -84,8 +90,10 @@ def run_notebook(path: str | os.PathLike, out_dir: str | os.PathLike, params: di
                  *, profile: str = "cpu", name: str | None = None, log_output: bool = False) -> RunOutput:
     """Execute ``path`` into ``out_dir/<name>.ipynb`` with its record at ``out_dir/<name>.json``.
 
-    The executed notebook is written to a temporary name and renamed when complete, so
-    an interrupted run never leaves a notebook that looks finished.
+    Both are written under temporary names and renamed when the run is complete, the
+    notebook first and the record last: a record at its final name means the whole run
+    finished, so an interrupted run (Ctrl-C, a killed process) never leaves output that
+    looks finished. A previous run's record of the same name is removed first.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -97,26 +105,39 @@ def run_notebook(path: str | os.PathLike, out_dir: str | os.PathLike, params: di
     out_dir.mkdir(parents=True, exist_ok=True)
     name = name or path.stem
     executed, results = out_dir / f"{name}.ipynb", out_dir / f"{name}.json"
+    failed = out_dir / f"{name}.failed.ipynb"
     tmp = out_dir / f".{name}.{os.getpid()}.partial.ipynb"
-    results.unlink(missing_ok=True)
+    tmp_results = out_dir / f".{name}.{os.getpid()}.partial.json"
+    for stale in (results, failed, tmp_results):  # without its record, an old notebook is not a result
+        stale.unlink(missing_ok=True)
     previous = os.environ.get(RESULTS_ENV)
-    os.environ[RESULTS_ENV] = str(results.resolve())
+    os.environ[RESULTS_ENV] = str(tmp_results.resolve())
     start = time.perf_counter()
     try:
         papermill.execute_notebook(str(path), str(tmp), parameters=params, cwd=str(Path.cwd()),
                                    kernel_name="python3", progress_bar=False, log_output=log_output)
     except PapermillExecutionError as err:
-        failed = out_dir / f"{name}.failed.ipynb"
-        if tmp.exists():
-            os.replace(tmp, failed)
+        _keep_failed(tmp, failed, tmp_results)
         raise NotebookError(f"{path.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
                             f"(executed notebook with the traceback: {failed})") from None
+    except Exception as err:  # a dead kernel, a timeout: not a cell's error
+        _keep_failed(tmp, failed, tmp_results)
+        where = f"(partial notebook: {failed})" if failed.exists() else "(no notebook was saved)"
+        raise NotebookError(f"{path.name} failed: {type(err).__name__}: {err}\n{where}") from err
     finally:
         if previous is None:
             os.environ.pop(RESULTS_ENV, None)
         else:
             os.environ[RESULTS_ENV] = previous
     os.replace(tmp, executed)
-    if not results.exists():
+    if not tmp_results.exists():
         raise NotebookError(f"{path.name} ran but wrote no results record (call results.save())")
+    os.replace(tmp_results, results)
     return RunOutput(path, executed, results, time.perf_counter() - start)
+
+
+def _keep_failed(tmp: Path, failed: Path, tmp_results: Path) -> None:
+    """Keep the failed run's notebook (it shows the traceback); drop its partial record."""
+    if tmp.exists():
+        os.replace(tmp, failed)
+    tmp_results.unlink(missing_ok=True)

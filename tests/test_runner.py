@@ -60,3 +60,35 @@ def test_a_failing_notebook_names_itself_and_its_error(tiny_notebook, tmp_path):
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "accel.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "run" in out.stdout and "book" in out.stdout
+
+
+def _notebook(path, *sources):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [new_code_cell('profile = "cpu"\nseed = 0', metadata={"tags": ["parameters"]})]
+    nb.cells += [new_code_cell(s) for s in sources]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_the_record_gets_its_final_name_only_when_the_notebook_is_complete(tmp_path):
+    nb = _notebook(tmp_path / "rec.ipynb",
+                   "import os\nfrom pathlib import Path\nfrom accel.results import Results\n"
+                   "target = Path(os.environ['ACCEL_RESULTS_PATH'])\n"
+                   "assert target.name.startswith('.rec.') and target.name.endswith('.partial.json')\n"
+                   "Results('rec', profile, seed).save()",
+                   "assert target.exists() and not (target.parent / 'rec.json').exists()")
+    res = run_notebook(nb, tmp_path / "out", profile="smoke")
+    assert res.results == tmp_path / "out" / "rec.json" and res.executed.exists()
+    assert json.loads(res.results.read_text())["complete"] is True
+    assert not list((tmp_path / "out").glob(".*"))
+
+
+def test_a_dead_kernel_is_a_notebook_error_not_a_hang(tmp_path):
+    nb = _notebook(tmp_path / "dies.ipynb", "import os\nos._exit(3)")
+    with pytest.raises(NotebookError, match=r"dies.ipynb failed: DeadKernelError"):
+        run_notebook(nb, tmp_path / "out", profile="smoke")
+    out = tmp_path / "out"
+    assert not (out / "dies.json").exists() and not list(out.glob(".*partial*"))
