@@ -10,9 +10,9 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from .losses import get_loss
 from .models import build_model
 from .optim import NEEDS_CREATE_GRAPH, make_optimizer
 from .schedules import make_schedule
@@ -20,7 +20,8 @@ from .schedules import make_schedule
 
 class Classifier(pl.LightningModule):
     def __init__(self, model: dict[str, Any] | nn.Module, optimizer: dict[str, Any],
-                 schedule: dict[str, Any] | None = None, total_steps: int | None = None):
+                 schedule: dict[str, Any] | None = None, total_steps: int | None = None,
+                 loss: str = "cross_entropy"):
         super().__init__()
         if isinstance(model, nn.Module):
             self.save_hyperparameters(ignore=["model"])
@@ -31,6 +32,7 @@ class Classifier(pl.LightningModule):
         self.optimizer_spec = dict(optimizer)
         self.schedule_spec = schedule
         self.total_steps = total_steps
+        self.loss_fn = get_loss(loss)
         self._reset_sums("train")
         self._reset_sums("val")
 
@@ -50,7 +52,7 @@ class Classifier(pl.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         logits = self(x)
-        loss = F.cross_entropy(logits, y)
+        loss = self.loss_fn(logits, y)
         self._accumulate("train", loss, logits, y)
         return loss
 
@@ -62,7 +64,7 @@ class Classifier(pl.LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
         logits = self(x)
-        self._accumulate("val", F.cross_entropy(logits, y), logits, y)
+        self._accumulate("val", self.loss_fn(logits, y), logits, y)
 
     def _log_epoch(self, stage: str) -> None:
         loss_sum, correct, n = getattr(self, f"_{stage}_sums")

@@ -60,3 +60,20 @@ def test_step_history_records_every_step_with_its_learning_rate():
     assert list(frame["step"]) == list(range(1, 13))
     assert frame["lr"].iloc[0] > frame["lr"].iloc[-1]
     assert frame["loss"].notna().all()
+
+
+def test_loss_is_chosen_by_name_and_bad_names_are_refused():
+    import pytest
+    import torch
+
+    from accel.losses import one_hot_mse
+    from accel.module import Classifier
+
+    spec = {"name": "mlp", "in_features": 4, "hidden": [8], "out_features": 3}
+    logits, y = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]]), torch.tensor([0, 0])
+    # ½‖f − onehot‖² per sample: 0 for the first row, ½(1 + 4) for the second; mean 1.25.
+    assert one_hot_mse(logits, y).item() == pytest.approx(1.25)
+    module = Classifier(spec, {"name": "sgd", "lr": 0.1}, loss="mse")
+    assert module.loss_fn is one_hot_mse and module.hparams.loss == "mse"
+    with pytest.raises(ValueError, match="cross_entropy, mse"):
+        Classifier(spec, {"name": "sgd", "lr": 0.1}, loss="hinge")

@@ -1,0 +1,344 @@
+"""Quadratics with a chosen spectrum, and iteration counters for methods that minimize them.
+
+``f(w) = ½ wᵀ H w`` with ``H = Q diag(λ) Qᵀ``: the eigenvalues are set exactly, so the
+condition number κ = λmax/λmin is known, and an optional random rotation ``Q`` decides
+whether the ill-conditioning is aligned with the coordinate axes (where a diagonal
+preconditioner can undo it) or not. The minimizer is ``w* = 0`` with ``f* = 0``.
+
+The rates used below are the classical ones (Nocedal & Wright 2006, §3.3; Polyak 1964):
+gradient descent with the step ``2/(λmax+λmin)`` contracts the error by
+``(κ-1)/(κ+1)`` per step, heavy-ball momentum with Polyak's parameters by about
+``(√κ-1)/(√κ+1)``, and Newton's method solves a quadratic in one step.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .optim import NEEDS_CREATE_GRAPH, make_optimizer, optimizer_class
+
+SPACINGS = ("log", "linear")
+
+
+@dataclass(frozen=True)
+class Quadratic:
+    """``f(w) = ½ wᵀ H w`` in float64, with ``H = rotation · diag(eigenvalues) · rotationᵀ``."""
+
+    eigenvalues: torch.Tensor
+    rotation: torch.Tensor
+
+    @property
+    def hessian(self) -> torch.Tensor:
+        q = self.rotation
+        return (q * self.eigenvalues) @ q.T
+
+    @property
+    def dim(self) -> int:
+        return len(self.eigenvalues)
+
+    @property
+    def lmin(self) -> float:
+        return float(self.eigenvalues.min())
+
+    @property
+    def lmax(self) -> float:
+        return float(self.eigenvalues.max())
+
+    @property
+    def kappa(self) -> float:
+        return self.lmax / self.lmin
+
+    def loss(self, w: torch.Tensor) -> torch.Tensor:
+        return 0.5 * w @ (self.hessian @ w)
+
+    def grad(self, w: torch.Tensor) -> torch.Tensor:
+        return self.hessian @ w
+
+
+def random_rotation(dim: int, seed: int = 0) -> torch.Tensor:
+    """A Haar-random orthogonal matrix (QR of a Gaussian matrix with the signs fixed)."""
+    g = torch.Generator().manual_seed(seed)
+    q, r = torch.linalg.qr(torch.randn(dim, dim, generator=g, dtype=torch.float64))
+    return q * torch.sign(torch.diagonal(r))
+
+
+def make_quadratic(kappa: float, dim: int = 2, *, lmin: float = 1.0, spacing: str = "log",
+                   rotate: bool = False, seed: int = 0) -> Quadratic:
+    """A quadratic whose Hessian has eigenvalues from ``lmin`` to ``kappa·lmin`` exactly.
+
+    ``spacing`` places the ``dim`` eigenvalues evenly on a log or linear scale (both ends
+    always included); ``rotate`` turns the eigenbasis by a random rotation.
+    """
+    if spacing not in SPACINGS:
+        raise ValueError(f"unknown spacing {spacing!r}; valid: {', '.join(SPACINGS)}")
+    if not kappa >= 1:
+        raise ValueError(f"kappa must be >= 1, got {kappa}")
+    if dim < 1 or lmin <= 0:
+        raise ValueError(f"need dim >= 1 and lmin > 0, got dim={dim}, lmin={lmin}")
+    if dim == 1 and kappa != 1:
+        raise ValueError("a 1-d quadratic has kappa = 1")
+    if spacing == "log":
+        eig = lmin * torch.logspace(0, math.log10(kappa), dim, dtype=torch.float64)
+    else:
+        eig = torch.linspace(lmin, lmin * kappa, dim, dtype=torch.float64)
+    eig[0], eig[-1] = lmin, lmin * kappa  # exact ends, whatever logspace rounds to
+    rotation = random_rotation(dim, seed) if rotate else torch.eye(dim, dtype=torch.float64)
+    return Quadratic(eig, rotation)
+
+
+def condition_number(matrix: torch.Tensor | np.ndarray) -> float:
+    """λmax/λmin of a symmetric positive-definite matrix (inf if it is singular)."""
+    eig = torch.linalg.eigvalsh(torch.as_tensor(matrix, dtype=torch.float64))
+    return float(eig[-1] / eig[0]) if eig[0] > 0 else float("inf")
+
+
+def optimal_gd_step(lmin: float, lmax: float) -> float:
+    """The fixed step ``2/(λmax+λmin)`` that minimizes GD's worst-case contraction."""
+    return 2.0 / (lmax + lmin)
+
+
+def gd_rate(kappa: float) -> float:
+    """GD's contraction factor ``(κ-1)/(κ+1)`` per step with the optimal fixed step."""
+    return (kappa - 1.0) / (kappa + 1.0)
+
+
+def gd_iterations(kappa: float, tol: float) -> int:
+    """Steps for GD with the optimal step to shrink the error of the slowest mode by ``tol``.
+
+    ``ceil(log tol / log((κ-1)/(κ+1)))`` ≈ ``(κ/2)·log(1/tol)``: linear in κ. One step when κ=1.
+    """
+    rate = gd_rate(kappa)
+    return 1 if rate <= 0 else math.ceil(math.log(tol) / math.log(rate) - 1e-9)
+
+
+def heavy_ball_parameters(lmin: float, lmax: float) -> tuple[float, float]:
+    """Polyak's (1964) optimal step and momentum for a quadratic with spectrum [λmin, λmax].
+
+    ``α = 4/(√λmax+√λmin)²`` and ``β = ((√κ-1)/(√κ+1))²``. PyTorch's SGD with momentum
+    (``v ← βv + g``, ``w ← w − α v``) is exactly Polyak's heavy ball with these values.
+    """
+    a, b = math.sqrt(lmax), math.sqrt(lmin)
+    return 4.0 / (a + b) ** 2, ((a - b) / (a + b)) ** 2
+
+
+def jacobi_preconditioner(hessian: torch.Tensor) -> torch.Tensor:
+    """``P = diag(H)⁻¹``: the diagonal approximation of Newton's method."""
+    return torch.diag(1.0 / torch.diagonal(hessian))
+
+
+def preconditioned_kappa(hessian: torch.Tensor, preconditioner: torch.Tensor) -> float:
+    """κ(P^½ H P^½), the condition number that governs GD on ``w ← w − α P ∇f``."""
+    eig, vec = torch.linalg.eigh(preconditioner.to(torch.float64))
+    root = (vec * eig.clamp_min(0).sqrt()) @ vec.T
+    return condition_number(root @ hessian.to(torch.float64) @ root)
+
+
+@dataclass
+class Trace:
+    """How an iteration went: steps taken, whether the tolerance was met, the path."""
+
+    iterations: int
+    converged: bool
+    errors: list[float] = field(default_factory=list)
+    path: np.ndarray | None = None
+
+
+def iterate(q: Quadratic, lr: float, *, momentum: float = 0.0, preconditioner: torch.Tensor | None = None,
+            w0: torch.Tensor | None = None, tol: float = 1e-6, max_iter: int = 100_000,
+            record: bool = False) -> Trace:
+    """Minimize ``q`` with ``torch.optim.SGD`` (momentum = heavy ball) on ``P ∇f``; count steps.
+
+    A preconditioner ``P`` replaces the gradient by ``P ∇f`` before the optimizer's step,
+    so ``P = H⁻¹`` with ``lr = 1`` is Newton's method and ``P = diag(H)⁻¹`` is Jacobi.
+    Stops when ``‖w − w*‖ ≤ tol · ‖w0 − w*‖``; ``w0`` defaults to the all-ones vector in
+    the eigenbasis (every mode excited equally).
+    """
+    if lr <= 0 or not 0 <= momentum < 1 or tol <= 0 or max_iter < 1:
+        raise ValueError(f"need lr > 0, 0 <= momentum < 1, tol > 0, max_iter >= 1; got "
+                         f"lr={lr}, momentum={momentum}, tol={tol}, max_iter={max_iter}")
+    H = q.hessian
+    start = q.rotation @ torch.ones(q.dim, dtype=torch.float64) if w0 is None else w0.to(torch.float64)
+    w = nn.Parameter(start.clone())
+    opt = torch.optim.SGD([w], lr=lr, momentum=momentum)
+    e0 = float(start.norm())
+    errors, path = [1.0], [start.numpy().copy()] if record else None
+    k = 0
+    with torch.no_grad():
+        while errors[-1] > tol and k < max_iter:
+            g = H @ w
+            w.grad = g if preconditioner is None else preconditioner @ g
+            opt.step()
+            k += 1
+            errors.append(float(w.norm()) / e0)
+            if path is not None:
+                path.append(w.detach().numpy().copy())
+    return Trace(k, errors[-1] <= tol, errors, np.array(path) if path is not None else None)
+
+
+def method_settings(q: Quadratic, method: str) -> dict:
+    """``lr``/``momentum``/``preconditioner`` for GD, heavy ball, Newton or Jacobi on ``q``.
+
+    Each method gets its best fixed parameters for this spectrum (for Jacobi: the optimal
+    GD step of the preconditioned problem P^½ H P^½).
+    """
+    H = q.hessian
+    if method == "gd":
+        return {"lr": optimal_gd_step(q.lmin, q.lmax)}
+    if method == "heavy_ball":
+        lr, mom = heavy_ball_parameters(q.lmin, q.lmax)
+        return {"lr": lr, "momentum": mom}
+    if method == "newton":
+        return {"lr": 1.0, "preconditioner": torch.linalg.inv(H)}
+    if method == "jacobi":
+        P = jacobi_preconditioner(H)
+        eig = torch.linalg.eigvals(P @ H).real  # same spectrum as P^½ H P^½
+        return {"lr": optimal_gd_step(float(eig.min()), float(eig.max())), "preconditioner": P}
+    raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+
+
+METHODS = ("gd", "heavy_ball", "newton", "jacobi")
+
+
+def count_iterations(q: Quadratic, method: str, *, tol: float = 1e-6, max_iter: int = 100_000,
+                     record: bool = False) -> Trace:
+    """:func:`iterate` with :func:`method_settings` for ``method``."""
+    return iterate(q, tol=tol, max_iter=max_iter, record=record, **method_settings(q, method))
+
+
+def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
+    """Least-squares slope of log y against log x (the exponent of a power law)."""
+    return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
+
+
+@dataclass(frozen=True)
+class LeastSquares:
+    """Linear least squares ``½·mean‖x W − y‖²`` whose Hessian (per output column) is ``H`` exactly.
+
+    The inputs are ``X = √n · U diag(√λ) Qᵀ`` with ``U`` orthonormal columns, so
+    ``XᵀX/n = H``: a one-layer linear "network" that *is* the quadratic ``q``.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    quadratic: Quadratic
+
+    def model(self, seed: int = 0, dtype: torch.dtype = torch.float32) -> nn.Linear:
+        torch.manual_seed(seed)
+        return nn.Linear(self.x.shape[1], self.y.shape[1], bias=False).to(dtype)
+
+    def loss(self, model: nn.Module) -> torch.Tensor:
+        x = self.x.to(next(model.parameters()).dtype)
+        return 0.5 * ((model(x) - self.y.to(x.dtype)) ** 2).sum(1).mean()
+
+
+def least_squares(q: Quadratic, outputs: int = 8, samples: int | None = None, seed: int = 0) -> LeastSquares:
+    """The least-squares problem of ``q`` with a random teacher ``W*`` of ``outputs`` columns."""
+    n = samples or 4 * q.dim
+    if n < q.dim:
+        raise ValueError(f"need samples >= dim ({q.dim}), got {n}")
+    g = torch.Generator().manual_seed(seed)
+    u, _ = torch.linalg.qr(torch.randn(n, q.dim, generator=g, dtype=torch.float64))
+    x = math.sqrt(n) * (u * q.eigenvalues.sqrt()) @ q.rotation.T
+    w_star = torch.randn(q.dim, outputs, generator=g, dtype=torch.float64) / math.sqrt(q.dim)
+    return LeastSquares(x, x @ w_star, q)
+
+
+def build_optimizer(model: nn.Module, spec: dict) -> torch.optim.Optimizer:
+    """:func:`accel.optim.make_optimizer`, except that Muon on a model with one weight matrix
+    orthogonalizes that matrix (the factory would hand a lone head matrix to Muon's AdamW part)."""
+    mats = [p for p in model.parameters() if p.ndim >= 2]
+    if spec.get("name") == "muon" and len(mats) == 1:
+        rest = [p for p in model.parameters() if p.ndim < 2]
+        groups = [{"params": mats, "use_muon": True}] + ([{"params": rest, "use_muon": False}] if rest else [])
+        return optimizer_class("muon")(groups, **{k: v for k, v in spec.items() if k != "name"})
+    return make_optimizer(model, spec)
+
+
+@dataclass
+class Race:
+    """Steps an optimizer needed to reach a target loss, and its wall-clock per step."""
+
+    steps: int
+    reached: bool
+    seconds_per_step: float
+    losses: list[float]
+
+
+def steps_to_target(model: nn.Module, loss_fn: Callable[[nn.Module], torch.Tensor], spec: dict,
+                    target: float, max_steps: int) -> Race:
+    """Run the optimizer ``spec`` full-batch until ``loss_fn(model) <= target``.
+
+    The step time (forward, backward, optimizer step) is measured with
+    ``time.perf_counter``; it depends on the machine, the ratios between optimizers
+    less so. AdaHessian gets the ``create_graph=True`` backward it needs. A non-finite
+    loss stops the run as not reached.
+    """
+    opt = build_optimizer(model, spec)
+    create_graph = spec.get("name") in NEEDS_CREATE_GRAPH
+    losses, elapsed = [], 0.0
+    for step in range(max_steps + 1):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model)
+        value = float(loss.detach())
+        losses.append(value)
+        if value <= target or not math.isfinite(value) or step == max_steps:
+            break
+        loss.backward(create_graph=create_graph)
+        opt.step()
+        elapsed += time.perf_counter() - t0
+    steps = len(losses) - 1
+    reached = math.isfinite(losses[-1]) and losses[-1] <= target
+    for p in model.parameters():
+        p.grad = None  # drop AdaHessian's graph
+    return Race(steps, reached, elapsed / max(steps, 1), losses)
+
+
+def best_over_lrs(build: Callable[[], nn.Module], loss_fn: Callable[[nn.Module], torch.Tensor], spec: dict,
+                  lrs: Sequence[float], target: float, max_steps: int) -> tuple[float, Race, list[dict]]:
+    """:func:`steps_to_target` for each learning rate in ``lrs``; the one with fewest steps.
+
+    Every optimizer gets the same small grid treatment, so none wins by tuning alone.
+    Rates are tried from the largest down; once one has reached the target, the next
+    are capped at its step count (they can only win by being faster), which keeps grids
+    cheap. Ties go to the larger rate. Unreached runs count as ``max_steps + 1``.
+    """
+    if not lrs:
+        raise ValueError("lrs must list at least one learning rate")
+    best: tuple[float, Race] | None = None
+    rows, cap = [], max_steps
+    for lr in sorted(lrs, reverse=True):
+        race = steps_to_target(build(), loss_fn, {**spec, "lr": lr}, target, cap)
+        steps = race.steps if race.reached else max_steps + 1
+        rows.append({"lr": lr, "steps": steps, "reached": race.reached, "final_loss": race.losses[-1],
+                     "seconds_per_step": race.seconds_per_step})
+        if best is None or steps < (best[1].steps if best[1].reached else max_steps + 1):
+            best = (lr, race)
+        if race.reached:
+            cap = race.steps
+    return best[0], best[1], rows
+
+
+def race_optimizers(build: Callable[[], nn.Module], loss_fn: Callable[[nn.Module], torch.Tensor],
+                    grids: dict[str, Sequence[float]], target: float, max_steps: int,
+                    extra: dict[str, dict] | None = None) -> tuple[list[dict], list[dict]]:
+    """:func:`best_over_lrs` for every optimizer of ``grids`` (name -> learning rates).
+
+    Returns one row per optimizer (best rate, reached, steps or NaN, ms per step) and
+    one row per rate tried. ``extra`` adds fixed arguments per optimizer.
+    """
+    rows, tried = [], []
+    for name, lrs in grids.items():
+        spec = {"name": name, **(extra or {}).get(name, {})}
+        lr, best, table = best_over_lrs(build, loss_fn, spec, lrs, target, max_steps)
+        rows.append({"optimizer": name, "lr": lr, "reached": best.reached,
+                     "steps": best.steps if best.reached else float("nan"),
+                     "ms per step": 1e3 * best.seconds_per_step})
+        tried += [{"optimizer": name, **t} for t in table]
+    return rows, tried
