@@ -8,6 +8,8 @@ out of weight decay, as is standard since Goyal et al. 2017 / You et al. 2017.
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
 from typing import Any, Iterable
 
 import torch
@@ -50,10 +52,17 @@ def optimizer_class(name: str) -> type:
     return cls if isinstance(cls, type) else cls()
 
 
+# Options a pytorch_optimizer class reads from its param groups (through **kwargs)
+# rather than naming in its signature. Lamb's ``adam_debias=True`` divides the step by
+# (1 - beta1^t) inside the Adam ratio only, which is the update of You et al. 2020, Alg. 2.
+GROUP_OPTIONS: dict[str, tuple[str, ...]] = {"lamb": ("adam_debias",)}
+
+
 def valid_arguments(name: str) -> list[str]:
     """The keyword arguments optimizer ``name`` accepts (besides ``params``)."""
     sig = inspect.signature(optimizer_class(name))
-    return [p for p in sig.parameters if p not in ("self", "params", "kwargs")]
+    named = [p for p in sig.parameters if p not in ("self", "params", "kwargs")]
+    return named + list(GROUP_OPTIONS.get(name, ()))
 
 
 def check_optimizer(name: str) -> str:
@@ -91,11 +100,37 @@ def muon_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     return groups
 
 
+def _is_number(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def check_hyperparameters(spec: dict[str, Any]) -> None:
+    """Reject values no optimizer can use, naming the valid range.
+
+    ``lr``/``eps`` > 0; ``weight_decay`` >= 0; ``momentum``, ``alpha``, ``rho`` and each of
+    ``betas`` in [0, 1) (an average with weight 1 on the past never moves).
+    """
+    for key in ("lr", "eps"):
+        if key in spec and spec[key] is not None and (not _is_number(spec[key]) or spec[key] <= 0):
+            raise ValueError(f"{key} must be a positive number, got {spec[key]!r}")
+    if "weight_decay" in spec and (not _is_number(spec["weight_decay"]) or spec["weight_decay"] < 0):
+        raise ValueError(f"weight_decay must be a number >= 0, got {spec['weight_decay']!r}")
+    for key in ("momentum", "alpha", "rho"):
+        if key in spec and (not _is_number(spec[key]) or not 0 <= spec[key] < 1):
+            raise ValueError(f"{key} must be a number in [0, 1), got {spec[key]!r}")
+    if "betas" in spec:
+        betas = spec["betas"]
+        if (not isinstance(betas, (tuple, list)) or len(betas) < 2
+                or not all(_is_number(b) and 0 <= b < 1 for b in betas)):
+            raise ValueError(f"betas must be a pair of numbers in [0, 1), got {betas!r}")
+
+
 def make_optimizer(model: nn.Module | Iterable, spec: dict[str, Any]) -> torch.optim.Optimizer:
     """Build an optimizer from ``{"name": "adamw", "lr": 1e-3, "weight_decay": 0.01, ...}``.
 
     Weight decay goes to weights only when a module is given (``exclude_from_decay``
-    may be set False to decay everything, as plain L2 would).
+    may be set False to decay everything, as plain L2 would). Arguments are checked
+    against the optimizer's signature and :func:`check_hyperparameters`.
     """
     spec = dict(spec)
     name = check_optimizer(spec.pop("name", None))
@@ -104,12 +139,16 @@ def make_optimizer(model: nn.Module | Iterable, spec: dict[str, Any]) -> torch.o
     unknown = sorted(set(spec) - set(valid))
     if unknown:
         raise ValueError(f"optimizer {name!r} takes no argument {unknown}; valid: {', '.join(valid)}")
-    lr = spec.get("lr")
-    if lr is not None and (not isinstance(lr, (int, float)) or lr <= 0):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    check_hyperparameters(spec)
     wd = float(spec.pop("weight_decay", 0.0))
-    if name == "muon" and isinstance(model, nn.Module):
-        return optimizer_class(name)(muon_groups(model, wd), **spec)
+    if name == "muon":
+        if isinstance(model, nn.Module):
+            return optimizer_class(name)(muon_groups(model, wd), **spec)
+        # Plain tensors: Muon for matrices, its AdamW branch (``adamw_lr``) for the rest.
+        params = list(model)
+        groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": wd, "use_muon": True},
+                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0, "use_muon": False}]
+        return optimizer_class(name)([g for g in groups if g["params"]], **spec)
     if isinstance(model, nn.Module):
         params = param_groups(model, wd) if exclude else [{"params": list(model.parameters()),
                                                            "weight_decay": wd}]

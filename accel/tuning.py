@@ -1,0 +1,129 @@
+"""An equal tuning budget per optimizer, and statistics of hyperparameter grids.
+
+Comparisons of optimizers are only as fair as their tuning (Choi et al. 2019; Nado et al.
+2021): each optimizer here gets the same number of trials (``budget``) over a grid of
+learning rates spanning the same number of decades around a conventional centre; those
+with a momentum knob (SGD momentum/Nesterov) split the same budget between learning
+rates and two momenta. The grid centres are conventions, and they are part of the
+result: a different search space can change a ranking.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from .optim import check_optimizer
+
+# Conventional learning rates around which each optimizer's grid is centred.
+LR_CENTRES: dict[str, float] = {
+    "sgd": 0.1, "momentum": 0.03, "nesterov": 0.03, "adagrad": 0.03, "rmsprop": 1e-3,
+    "adadelta": 1.0, "adam": 1e-3, "adamw": 1e-3, "radam": 1e-3, "nadam": 2e-3,
+    "lars": 0.1, "lamb": 3e-3,
+}
+MOMENTUM_KNOB = {"momentum": (0.9, 0.98), "nesterov": (0.9, 0.98)}
+
+
+def lr_grid(centre: float, n: int, decades: float = 2.0) -> list[float]:
+    """``n`` learning rates log-spaced over ``decades`` decades centred (geometrically) on ``centre``."""
+    if centre <= 0 or n < 1 or decades < 0:
+        raise ValueError(f"need centre > 0, n >= 1, decades >= 0; got {centre}, {n}, {decades}")
+    if n == 1:
+        return [float(centre)]
+    return [float(centre * 10 ** e) for e in np.linspace(-decades / 2, decades / 2, n)]
+
+
+def trial_grid(name: str, budget: int, decades: float = 2.0) -> list[dict[str, Any]]:
+    """``budget`` optimizer specs for ``name``: lr grid, × momenta where it has the knob."""
+    check_optimizer(name)
+    if name not in LR_CENTRES:
+        raise ValueError(f"no search space for {name!r}; valid: {', '.join(LR_CENTRES)}")
+    if not isinstance(budget, int) or budget < 1:
+        raise ValueError(f"budget must be a positive int, got {budget!r}")
+    momenta = MOMENTUM_KNOB.get(name)
+    if momenta and budget >= 2 * len(momenta) and budget % len(momenta) == 0:
+        lrs = lr_grid(LR_CENTRES[name], budget // len(momenta), decades)
+        return [{"name": name, "lr": lr, "momentum": m} for m in momenta for lr in lrs]
+    return [{"name": name, "lr": lr} for lr in lr_grid(LR_CENTRES[name], budget, decades)]
+
+
+def tune(run: Callable[[dict[str, Any]], pd.DataFrame], names: list[str], budget: int,
+         metric: str = "val_acc", decades: float = 2.0) -> pd.DataFrame:
+    """Run every trial of every optimizer; one row per trial with its final ``metric``.
+
+    ``run(spec)`` trains once and returns the per-epoch history. A diverged run (NaN)
+    scores as the worst trial.
+    """
+    rows = []
+    for name in names:
+        for i, spec in enumerate(trial_grid(name, budget, decades)):
+            history = run(spec)
+            score = float(history[metric].iloc[-1]) if len(history) else float("nan")
+            rows.append({"optimizer": name, "trial": i, "lr": spec["lr"],
+                         "momentum": spec.get("momentum", np.nan), metric: score, "spec": spec})
+    return pd.DataFrame(rows)
+
+
+def best_specs(trials: pd.DataFrame, metric: str = "val_acc") -> dict[str, dict[str, Any]]:
+    """The best trial's spec per optimizer (highest ``metric``; NaN never wins; ties: first)."""
+    out = {}
+    for name, group in trials.groupby("optimizer", sort=False):
+        scores = group[metric].fillna(-np.inf).to_numpy()
+        out[name] = dict(group["spec"].iloc[int(np.argmax(scores))])
+    return out
+
+
+def steps_to_target(history: pd.DataFrame, target: float, metric: str = "val_acc") -> float:
+    """Optimizer steps at the end of the first epoch whose ``metric`` reaches ``target`` (NaN: never)."""
+    hit = history[history[metric] >= target]
+    return float(hit["step"].iloc[0]) if len(hit) else float("nan")
+
+
+def good_region_slope(grid: pd.DataFrame, x: str, y: str, value: str, tol: float = 0.01,
+                      row_tol: float = 0.05) -> float:
+    """How the good ``y`` moves with ``x``: slope of log10(best y) against log10(x).
+
+    For each ``x`` (a row of the heatmap), "best y" is the geometric mean of the ``y``
+    values whose ``value`` is within ``tol`` of that row's maximum (a smoothed argmax).
+    Only rows whose maximum is within ``row_tol`` of the grid's best are used (rows where
+    training fails say nothing about the best ``y``). A slope near 0 means the good
+    region is axis-aligned (the two hyperparameters decouple); near −1, a diagonal
+    valley (only their product matters). NaN with fewer than two usable rows.
+    """
+    table = grid.groupby([x, y])[value].mean().reset_index()
+    best = table[value].max()
+    xs, ys = [], []
+    for xv, row in table.groupby(x):
+        top = row[value].max()
+        if top < best - row_tol:
+            continue
+        good = row[row[value] >= top - tol]
+        xs.append(np.log10(xv))
+        ys.append(np.mean(np.log10(good[y].to_numpy(dtype=float))))
+    if len(xs) < 2:
+        return float("nan")
+    return float(np.polyfit(xs, ys, 1)[0])
+
+
+def holdout(name: str, batch_size: int = 128, *, fraction: float = 0.2, train_size: int | None = None,
+            seed: int = 0, source_args: dict[str, Any] | None = None, **kwargs: Any):
+    """Two data modules over the same training samples: one validated on a held-out part of the
+    training split (for tuning), one on the test split (for the final report), so that the
+    configuration chosen is never chosen on the test set."""
+    from .data.datamodule import DATASETS, TensorDataModule
+
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; valid: {', '.join(DATASETS)}")
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    x, y, xt, yt = DATASETS[name](**(source_args or {}))
+    n_val = int(round(len(x) * fraction))
+    xv, yv, x, y = x[:n_val], y[:n_val], x[n_val:], y[n_val:]
+    if train_size is not None:
+        if not 1 <= train_size <= len(x):
+            raise ValueError(f"train_size must be between 1 and {len(x)}, got {train_size}")
+        x, y = x[:train_size], y[:train_size]
+    tune_dm = TensorDataModule(x, y, xv, yv, batch_size=batch_size, seed=seed, **kwargs)
+    test_dm = TensorDataModule(x, y, xt, yt, batch_size=batch_size, seed=seed, **kwargs)
+    return tune_dm, test_dm
