@@ -7,8 +7,16 @@ from torch import nn
 
 from .cnn import CNN1d, CNN2d
 from .mlp import MLP
+from .sequence import SequenceClassifier
+from .transformer import TransformerClassifier
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"mlp": MLP, "cnn1d": CNN1d, "cnn2d": CNN2d}
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "mlp": MLP,
+    "cnn1d": CNN1d,
+    "cnn2d": CNN2d,
+    "sequence": SequenceClassifier,
+    "transformer": TransformerClassifier,
+}
 
 
 def build_model(spec: dict[str, Any]) -> nn.Module:

@@ -9,24 +9,29 @@ from torch import nn
 from .activation import make_activation
 from .init import init_weights
 from .norm import check_norm, make_norm
-from .ws import WSConv1d, WSConv2d
+from .ws import weight_layer
 
 
 class _ConvNet(nn.Module):
+    """Conv → norm → activation blocks, global average pooling, a linear head.
+
+    ``norm`` is one of :data:`accel.models.norm.NORMS`; ``groups`` is GroupNorm's group
+    count, ``ghost_size`` BatchNorm's ghost-batch size (None: the whole batch).
+    """
     dim = 1
 
     def __init__(self, in_channels: int, channels: Sequence[int], num_classes: int, *,
                  activation: str = "relu", norm: str = "none", init: str = "default",
-                 init_std: float = 0.01, groups: int = 8, kernel_size: int = 5, stride: int = 2):
+                 init_std: float = 0.01, groups: int = 8, kernel_size: int = 5, stride: int = 2,
+                 ghost_size: int | None = None):
         super().__init__()
         check_norm(norm)
-        conv = {(1, False): nn.Conv1d, (1, True): WSConv1d,
-                (2, False): nn.Conv2d, (2, True): WSConv2d}[(self.dim, norm == "ws")]
         blocks: list[nn.Module] = []
         width = in_channels
-        for c in channels:
+        for i, c in enumerate(channels):
+            conv = weight_layer(norm, f"conv{self.dim}d", activation if i else None)
             blocks += [conv(width, c, kernel_size, stride=stride, padding=kernel_size // 2),
-                       make_norm(norm, c, self.dim, groups), make_activation(activation)]
+                       make_norm(norm, c, self.dim, groups, ghost_size), make_activation(activation)]
             width = c
         self.features = nn.Sequential(*blocks)
         pool = nn.AdaptiveAvgPool1d(1) if self.dim == 1 else nn.AdaptiveAvgPool2d(1)

@@ -9,11 +9,14 @@ from torch import nn
 from .activation import make_activation
 from .init import init_weights
 from .norm import check_norm, make_norm
-from .ws import WSLinear
+from .ws import weight_layer
 
 
 class MLP(nn.Sequential):
     """Linear → norm → activation, repeated, then a linear head.
+
+    ``norm`` is one of :data:`accel.models.norm.NORMS`; ``groups`` is GroupNorm's group
+    count, ``ghost_size`` BatchNorm's ghost-batch size (None: the whole batch).
 
     ``hidden`` lists the hidden widths, e.g. ``(1024, 64)`` for 784-1024-64-10.
     Inputs of any shape are flattened first.
@@ -21,13 +24,13 @@ class MLP(nn.Sequential):
 
     def __init__(self, in_features: int, hidden: Sequence[int], out_features: int, *,
                  activation: str = "relu", norm: str = "none", init: str = "default",
-                 init_std: float = 0.01, groups: int = 8):
+                 init_std: float = 0.01, groups: int = 8, ghost_size: int | None = None):
         check_norm(norm)
-        linear = WSLinear if norm == "ws" else nn.Linear
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_features
-        for h in hidden:
-            layers += [linear(width, h), make_norm(norm, h, 0, groups), make_activation(activation)]
+        for i, h in enumerate(hidden):
+            linear = weight_layer(norm, "linear", activation if i else None)
+            layers += [linear(width, h), make_norm(norm, h, 0, groups, ghost_size), make_activation(activation)]
             width = h
         layers.append(nn.Linear(width, out_features))
         super().__init__(*layers)
