@@ -1,14 +1,112 @@
+"""Each schedule against its closed-form formula at its key steps (lr = 1 unless stated)."""
 import math
 
 import pytest
 
-from accel.schedules import linear_scaling, lr_curve
+from accel.schedules import (SCHEDULES, epochs_to_steps, linear_scaling, lr_curve, schedule_arguments,
+                             to_steps)
+
+
+def cos_anneal(start: float, end: float, frac: float) -> float:
+    """end + (start − end)(1 + cos(π frac)) / 2: the cosine curve of SGDR and one-cycle."""
+    return end + (start - end) * (1 + math.cos(math.pi * frac)) / 2
+
+
+def test_every_schedule_has_a_test():
+    tested = {"constant", "step", "multistep", "exponential", "linear", "piecewise", "cosine", "sgdr",
+              "cyclic", "one_cycle"}
+    assert set(SCHEDULES) == tested
+
+
+def test_constant():
+    assert lr_curve({"name": "constant"}, 20, lr=0.3) == pytest.approx([0.3] * 20)
+
+
+def test_step_decay():
+    lr = lr_curve({"name": "step", "step_size": 10, "gamma": 0.5}, 30)
+    assert lr[0] == 1.0 and lr[9] == 1.0 and lr[10] == 0.5 and lr[19] == 0.5 and lr[29] == 0.25
+
+
+def test_multistep():
+    lr = lr_curve({"name": "multistep", "milestones": [5, 12], "gamma": 0.1}, 20, lr=2.0)
+    for t, n in [(0, 0), (4, 0), (5, 1), (11, 1), (12, 2), (19, 2)]:
+        assert lr[t] == pytest.approx(2.0 * 0.1 ** n)
+
+
+def test_exponential():
+    lr = lr_curve({"name": "exponential", "gamma": 0.9}, 30)
+    for t in (0, 1, 7, 29):
+        assert lr[t] == pytest.approx(0.9 ** t)
+
+
+def test_linear_decay():
+    lr = lr_curve({"name": "linear", "end_factor": 0.1}, 50, lr=1.0)
+    for t in (0, 10, 25, 49):
+        assert lr[t] == pytest.approx(1 + (0.1 - 1) * t / 50)
+
+
+def test_piecewise_constant_linear_constant():
+    # 100 steps: constant 20 steps, linear decay over 60 steps to 0.1, then constant 0.1.
+    lr = lr_curve({"name": "piecewise", "hold": 0.2, "decay": 0.6, "end_factor": 0.1}, 100)
+    assert lr[:20] == pytest.approx([1.0] * 20)
+    for t in (20, 35, 50, 79):
+        assert lr[t] == pytest.approx(1 + (0.1 - 1) * (t - 20) / 60)
+    assert lr[80:] == pytest.approx([0.1] * 20)
 
 
 def test_cosine_follows_its_formula():
     lr = lr_curve({"name": "cosine"}, 100, lr=1.0)
     for t in (0, 25, 50, 99):
         assert lr[t] == pytest.approx(0.5 * (1 + math.cos(math.pi * t / 100)), abs=1e-6)
+
+
+def test_cosine_eta_min():
+    lr = lr_curve({"name": "cosine", "eta_min": 0.1}, 40)
+    for t in (0, 10, 20, 39):
+        assert lr[t] == pytest.approx(cos_anneal(1.0, 0.1, t / 40))
+
+
+def test_sgdr_restarts():
+    lr = lr_curve({"name": "sgdr", "T_0": 10, "T_mult": 1, "eta_min": 0.0}, 30)
+    for t in (0, 5, 9, 10, 15, 20, 29):
+        assert lr[t] == pytest.approx(cos_anneal(1.0, 0.0, (t % 10) / 10), abs=1e-9)
+    assert lr[10] == pytest.approx(1.0) and lr[20] == pytest.approx(1.0)
+
+
+def test_sgdr_growing_periods():
+    # T_mult = 2: cycles of 4, 8, 16 steps starting at 0, 4, 12.
+    lr = lr_curve({"name": "sgdr", "T_0": 4, "T_mult": 2}, 28)
+    for t, (start, period) in {0: (0, 4), 3: (0, 4), 4: (4, 8), 8: (4, 8), 11: (4, 8), 12: (12, 16),
+                               20: (12, 16), 27: (12, 16)}.items():
+        assert lr[t] == pytest.approx(cos_anneal(1.0, 0.0, (t - start) / period), abs=1e-9)
+
+
+def test_cyclic_triangular():
+    lr = lr_curve({"name": "cyclic", "base_lr": 0.1, "step_size_up": 5}, 25, lr=1.0)
+
+    def triangle(t):  # Smith 2017, eq. for the triangular policy
+        cycle = math.floor(1 + t / 10)
+        x = abs(t / 5 - 2 * cycle + 1)
+        return 0.1 + (1.0 - 0.1) * max(0.0, 1 - x)
+
+    for t in (0, 2, 5, 7, 10, 15, 20, 24):
+        assert lr[t] == pytest.approx(triangle(t))
+    assert lr[5] == pytest.approx(1.0) and lr[10] == pytest.approx(0.1)
+
+
+def test_one_cycle():
+    total, pct, div, final = 100, 0.3, 25.0, 1e4
+    lr = lr_curve({"name": "one_cycle", "pct_start": pct, "div_factor": div, "final_div_factor": final},
+                  total, lr=1.0)
+    peak = pct * total - 1  # torch's end of phase 1
+    start, end = 1.0 / div, 1.0 / div / final
+    assert lr[0] == pytest.approx(start)
+    assert lr[29] == pytest.approx(1.0)
+    for t in (10, 20):
+        assert lr[t] == pytest.approx(cos_anneal(start, 1.0, t / peak))
+    for t in (50, 80, 99):
+        assert lr[t] == pytest.approx(cos_anneal(1.0, end, (t - peak) / (total - 1 - peak)))
+    assert lr[99] == pytest.approx(end)
 
 
 def test_linear_warmup_then_constant():
@@ -18,9 +116,36 @@ def test_linear_warmup_then_constant():
     assert lr[10:] == pytest.approx([2.0] * 40)
 
 
-def test_step_decay():
-    lr = lr_curve({"name": "step", "step_size": 10, "gamma": 0.5}, 30)
-    assert lr[9] == 1.0 and lr[10] == 0.5 and lr[29] == 0.25
+def test_warmup_then_cosine():
+    lr = lr_curve({"name": "cosine", "warmup_steps": 20, "warmup_start_factor": 0.01}, 120)
+    for t in (0, 10, 19):
+        assert lr[t] == pytest.approx(0.01 + 0.99 * t / 20)
+    for t in (20, 45, 70, 119):
+        assert lr[t] == pytest.approx(cos_anneal(1.0, 0.0, (t - 20) / 100), abs=1e-9)
+
+
+@pytest.mark.parametrize("name,args", [
+    ("step", {"step_size": 10}), ("exponential", {"gamma": 0.97}), ("linear", {}), ("piecewise", {}),
+    ("sgdr", {"T_0": 20}), ("cyclic", {"base_lr": 0.1, "step_size_up": 10}), ("one_cycle", {}),
+    ("multistep", {"milestones": [30, 60]}),
+])
+def test_warmup_then_any_schedule(name, args):
+    """Warm-up ramps linearly to the schedule's first value, then the schedule runs as if it started there."""
+    warm = lr_curve({"name": name, "warmup_steps": 10, **args}, 100)
+    plain = lr_curve({"name": name, **args}, 90)
+    assert warm[:10] == pytest.approx([plain[0] * (1e-3 + (1 - 1e-3) * t / 10) for t in range(10)])
+    assert warm[10:] == pytest.approx(plain, abs=1e-9)
+
+
+def test_epoch_specs_convert_to_steps():
+    assert epochs_to_steps(2, 25) == 50 and epochs_to_steps(0.5, 25) == 13
+    assert epochs_to_steps([1, 2.5], 10) == [10, 25]
+    spec = {"name": "multistep", "milestones_epochs": [2, 4], "warmup_epochs": 1, "steps_per_epoch": 10}
+    assert to_steps(spec) == {"name": "multistep", "milestones": [20, 40], "warmup_steps": 10}
+    by_epochs = lr_curve({"name": "step", "step_size_epochs": 2, "gamma": 0.5}, 60, steps_per_epoch=10)
+    assert by_epochs == lr_curve({"name": "step", "step_size": 20, "gamma": 0.5}, 60)
+    assert lr_curve({"name": "sgdr", "T_0_epochs": 3, "steps_per_epoch": 5}, 30) == \
+        lr_curve({"name": "sgdr", "T_0": 15}, 30)
 
 
 def test_bad_specs():
@@ -28,8 +153,29 @@ def test_bad_specs():
         lr_curve({"name": "triangle"}, 10)
     with pytest.raises(ValueError, match="warmup_steps"):
         lr_curve({"name": "cosine", "warmup_steps": 10}, 10)
-    with pytest.raises(ValueError, match="bad arguments for schedule 'step'"):
+    with pytest.raises(ValueError, match=r"bad arguments for schedule 'step': missing \['step_size'\]"):
         lr_curve({"name": "step"}, 10)
+    with pytest.raises(ValueError, match="unknown.*valid: T_0, T_mult, eta_min"):
+        lr_curve({"name": "sgdr", "T0": 10}, 10)
+    with pytest.raises(ValueError, match="needs steps_per_epoch"):
+        lr_curve({"name": "step", "step_size_epochs": 2}, 10)
+    with pytest.raises(ValueError, match="not both"):
+        lr_curve({"name": "step", "step_size": 2, "step_size_epochs": 2, "steps_per_epoch": 3}, 10)
+    with pytest.raises(ValueError, match="step_size must be a positive int"):
+        lr_curve({"name": "step", "step_size": 0}, 10)
+    with pytest.raises(ValueError, match="milestones must be increasing"):
+        lr_curve({"name": "multistep", "milestones": [5, 3]}, 10)
+    with pytest.raises(ValueError, match="valid: triangular"):
+        lr_curve({"name": "cyclic", "base_lr": 0.1, "step_size_up": 2, "mode": "sine"}, 10)
+    with pytest.raises(ValueError, match="hold \\+ decay"):
+        lr_curve({"name": "piecewise", "hold": 0.5, "decay": 0.6}, 10)
+    with pytest.raises(ValueError, match="total_steps"):
+        lr_curve({"name": "cosine"}, 0)
+
+
+def test_schedule_arguments_lists_required():
+    assert schedule_arguments("cyclic") == {"base_lr": True, "step_size_up": True, "mode": False,
+                                            "warmup_steps": False, "warmup_start_factor": False}
 
 
 def test_linear_scaling_rule():
