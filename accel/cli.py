@@ -38,7 +38,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import FAILED, INTERRUPTED, load_grid_file, merge_grids, parse_grid, sweep
+    from .grid import load_grid_file, merge_grids, parse_grid
+    from .sweep import FAILED, INTERRUPTED, sweep
     from .book import check_can_run
     grid = merge_grids(load_grid_file(args.grid_file) if args.grid_file else {}, parse_grid(args.grid))
     for profile in grid.get("profile", [args.profile]):

@@ -16,8 +16,6 @@ seeds as bands).
 """
 from __future__ import annotations
 
-import hashlib
-import itertools
 import json
 import multiprocessing
 import os
@@ -27,12 +25,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping
 
 import pandas as pd
 
-from .results import load, write_json_atomic
-from .runner import check_parameters, notebook_parameters, parse_value
+from .grid import Run, expand, run_id
+from .results import write_json_atomic
+from .runner import check_parameters, notebook_parameters
+from .sweep_table import _write_csv, claims_table, collect, summary_figure
 
 DONE, FAILED, INTERRUPTED = "done", "failed", "interrupted"
 FAILURE_RECORD = "failed.json"
@@ -40,108 +40,6 @@ PARAMS_FILE = "params.json"
 RUNNING = ".running"
 KERNEL_LOG = "kernel.log"
 MAX_EXIT_STATUS = 100
-_SEED_NAMES = ("seed",)
-
-
-# ---------------------------------------------------------------- the grid
-
-def split_values(text: str) -> list[str]:
-    """Split ``v1,v2,...`` on commas outside brackets and quotes (``[1, 2],[3]`` is two values)."""
-    parts, depth, quote, current = [], 0, "", []
-    for ch in text:
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(ch)
-    parts.append("".join(current))
-    return [p.strip() for p in parts if p.strip()]
-
-
-def parse_grid(items: Sequence[str] | None) -> dict[str, list[Any]]:
-    """``["lr=1e-3,3e-3", "seed=0,1"]`` -> ``{"lr": [0.001, 0.003], "seed": [0, 1]}``."""
-    grid: dict[str, list[Any]] = {}
-    for item in items or []:
-        name, sep, values = item.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise ValueError(f"grid entry {item!r} is not of the form name=v1,v2,...")
-        if name in grid:
-            raise ValueError(f"grid parameter {name!r} is given twice; list all its values once")
-        grid[name] = [parse_value(v) for v in split_values(values)]
-    return grid
-
-
-def load_grid_file(path: str | os.PathLike) -> dict[str, list[Any]]:
-    """A YAML mapping ``name: [values]`` (a scalar is one value).
-
-    Strings are read like command-line values, so ``1e-3`` (a string to YAML 1.1)
-    becomes the float 0.001, exactly as ``--grid lr=1e-3`` would.
-    """
-    import yaml
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no grid file at {path}")
-    data = yaml.safe_load(path.read_text())
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ValueError(f"grid file {path} must be a mapping name: [values], got {type(data).__name__}")
-    grid = {}
-    for name, values in data.items():
-        values = values if isinstance(values, list) else [values]
-        grid[str(name)] = [parse_value(v) if isinstance(v, str) else v for v in values]
-    return grid
-
-
-def merge_grids(*grids: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
-    """Later grids override earlier ones name by name (``--grid`` over ``--grid-file``)."""
-    merged: dict[str, list[Any]] = {}
-    for g in grids:
-        merged.update(g)
-    return merged
-
-
-def expand(grid: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
-    """Every combination of the grid's values, the first parameter varying slowest."""
-    names = list(grid)
-    return [dict(zip(names, combo)) for combo in itertools.product(*(grid[n] for n in names))]
-
-
-def run_id(notebook: str, params: Mapping[str, Any]) -> str:
-    """A stable name for one run: a hash of the notebook's name and its parameters."""
-    text = json.dumps({"notebook": notebook, "params": dict(params)}, sort_keys=True, default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-@dataclass
-class Run:
-    """One combination of the grid: its parameters and where its outputs go."""
-    id: str
-    params: dict[str, Any]
-    dir: Path
-
-    def record_path(self, stem: str) -> Path:
-        return self.dir / f"{stem}.json"
-
-    def is_complete(self, stem: str) -> bool:
-        """Done means: a complete results record and the executed notebook next to it."""
-        if not (self.dir / f"{stem}.ipynb").exists():
-            return False
-        try:
-            load(self.record_path(stem))
-        except (OSError, ValueError):
-            return False
-        return True
 
 
 def plan(notebook: str | os.PathLike, grid: Mapping[str, list[Any]], out: str | os.PathLike,
@@ -362,106 +260,6 @@ def _update(bar: Any, status: dict[str, dict[str, Any]]) -> None:
     bar.set_postfix({"finished": done, "failed": failed, "remaining": bar.total - len(status)})
 
 
-# ---------------------------------------------------------------- the table and figure
-
-def collect(runs: Iterable[Run], stem: str, swept: Sequence[str]) -> pd.DataFrame:
-    """One row per finished run × numeric metric: run id, the parameters, metric, value.
-
-    Nested metric dicts are flattened to dotted names; non-numeric metrics (lists,
-    strings) are left out of the tidy table (they stay in each run's record).
-    """
-    rows = []
-    names = list(dict.fromkeys(["profile", *swept]))
-    for run in runs:
-        if not run.is_complete(stem):
-            continue
-        record = load(run.record_path(stem))
-        params = {n: _cell(run.params.get(n)) for n in names}
-        for name, value in _flatten(record.get("metrics", {})):
-            rows.append({"run": run.id, **params, "metric": name, "value": float(value)})
-    return pd.DataFrame(rows, columns=["run", *names, "metric", "value"])
-
-
-def claims_table(runs: Iterable[Run], stem: str, swept: Sequence[str]) -> pd.DataFrame:
-    """One row per finished run × claim, with the verdict and the measured value."""
-    rows = []
-    names = list(dict.fromkeys(["profile", *swept]))
-    for run in runs:
-        if run.is_complete(stem):
-            for c in load(run.record_path(stem)).get("claims", []):
-                rows.append({"run": run.id, **{n: _cell(run.params.get(n)) for n in names},
-                             "claim": c["id"], "measured": c["measured"], "criterion": c["criterion"],
-                             "verdict": c["verdict"]})
-    return pd.DataFrame(rows, columns=["run", *names, "claim", "measured", "criterion", "verdict"])
-
-
-def _flatten(metrics: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, float]]:
-    for name, value in metrics.items():
-        if isinstance(value, Mapping):
-            yield from _flatten(value, f"{prefix}{name}.")
-        elif isinstance(value, (int, float)):
-            yield f"{prefix}{name}", value
-
-
-def _cell(value: Any) -> Any:
-    return json.dumps(value) if isinstance(value, (list, dict)) else value
-
-
-def summary_figure(table: pd.DataFrame, metric: str, swept: Sequence[str], path: str | os.PathLike,
-                   notebook: str = "") -> Path:
-    """``metric`` against the first swept non-seed parameter, other parameters as hue.
-
-    Seeds are aggregated: the line is the mean over seeds, the band ±1 standard
-    deviation (no band where a point has one seed).
-    """
-    import seaborn as sns
-    from matplotlib.figure import Figure
-
-    available = sorted(table["metric"].unique())
-    if metric not in available:
-        raise ValueError(f"no metric {metric!r} in the sweep's records; available: {', '.join(available)}")
-    data = table[table["metric"] == metric].copy()
-    varied = [n for n in swept if n in data and data[n].nunique() > 1]
-    others = [n for n in varied if n not in _SEED_NAMES]
-    x = others[0] if others else (varied[0] if varied else swept[0])
-    hue_cols = [n for n in others if n != x]
-    hue = None
-    if hue_cols:
-        data["setting"] = data[hue_cols].astype(str).agg(", ".join, axis=1) if len(hue_cols) > 1 \
-            else data[hue_cols[0]].astype(str)
-        hue = "setting"
-    seeds = [n for n in varied if n in _SEED_NAMES and n != x]
-    n_seeds = data[seeds[0]].nunique() if seeds else 1
-    fig = Figure(figsize=(6.4, 4.2))
-    ax = fig.add_subplot()
-    numeric = pd.api.types.is_numeric_dtype(data[x]) and not pd.api.types.is_bool_dtype(data[x])
-    if x in _SEED_NAMES:  # only seeds vary: each seed a point, the mean a line, ±1 sd a band
-        n_seeds, mean, sd = data[x].nunique(), data["value"].mean(), data["value"].std()
-        sns.scatterplot(data, x=x, y="value", hue=hue, ax=ax)
-        ax.axhline(mean, color="C0", lw=1)
-        if n_seeds > 1:
-            ax.axhspan(mean - sd, mean + sd, color="C0", alpha=0.15)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    elif numeric:
-        sns.lineplot(data, x=x, y="value", hue=hue, errorbar="sd", marker="o", ax=ax)
-        values = data[x].astype(float)
-        if (values > 0).all() and values.max() / values.min() >= 10:
-            ax.set_xscale("log")
-    else:
-        sns.pointplot(data, x=x, y="value", hue=hue, errorbar="sd", ax=ax)
-    band = f"mean over {n_seeds} seeds, band ±1 sd" if n_seeds > 1 else "one seed per point"
-    head = f"{notebook}: " if notebook else ""
-    ax.set(xlabel=x, ylabel=metric, title=f"{head}{metric} against {x}\n({band})")
-    if hue:
-        ax.legend(title=", ".join(hue_cols), fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
-    return path
-
-
 def _write_outputs(result: SweepResult, notebook: Path, grid: Mapping[str, list[Any]], profile: str,
                    metric: str | None, figure: bool = True) -> None:
     """The tidy tables, the summary figure and ``sweep.json`` (each written atomically)."""
@@ -483,10 +281,3 @@ def _write_outputs(result: SweepResult, notebook: Path, grid: Mapping[str, list[
     write_json_atomic(out / "sweep.json", {
         "notebook": str(notebook), "profile": profile, "grid": dict(grid),
         "counts": {k: result.count(k) for k in (DONE, FAILED, INTERRUPTED)}, "runs": runs})
-
-
-def _write_csv(table: pd.DataFrame, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path

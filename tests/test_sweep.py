@@ -12,8 +12,9 @@ import pytest
 
 from accel.cli import main
 from accel.results import write_json_atomic
-from accel.sweep import (Run, collect, load_grid_file, merge_grids, parse_grid, plan, run_id, split_values,
-                         summary_figure)
+from accel.grid import Run, load_grid_file, merge_grids, parse_grid, run_id, split_values
+from accel.sweep import plan
+from accel.sweep_table import collect, summary_figure
 
 ASSET = Path(__file__).parent / "assets" / "sweep_tiny.ipynb"
 
