@@ -111,14 +111,25 @@ def _one_cycle(opt: torch.optim.Optimizer, total_steps: int, pct_start: float = 
                             cycle_momentum=False)
 
 
+def _spike(opt: torch.optim.Optimizer, total_steps: int, start: int, length: int,
+           factor: float) -> sched.LRScheduler:
+    """lr · factor for ``length`` steps from ``start``, lr elsewhere: a controlled instability
+    (the loss spikes of large runs, Zhang et al. 2022) for testing recovery from divergence."""
+    if start < 0 or length < 1 or factor <= 0:
+        raise ValueError(f"spike needs start >= 0, length >= 1 and factor > 0; "
+                         f"got start={start}, length={length}, factor={factor}")
+    end = start + length
+    return sched.LambdaLR(opt, lambda t: factor if start <= t < end else 1.0)
+
+
 SCHEDULES: dict[str, Builder] = {
     "constant": _constant, "step": _step, "multistep": _multistep, "exponential": _exponential,
     "linear": _linear, "piecewise": _piecewise, "cosine": _cosine, "sgdr": _sgdr,
-    "cyclic": _cyclic, "one_cycle": _one_cycle,
+    "cyclic": _cyclic, "one_cycle": _one_cycle, "spike": _spike,
 }
 WARMUP_ARGS = ("warmup_steps", "warmup_start_factor")
 # Arguments that are lengths in steps, hence may be given in epochs as ``<name>_epochs``.
-STEP_ARGS = ("step_size", "milestones", "T_0", "step_size_up", "warmup_steps")
+STEP_ARGS = ("step_size", "milestones", "T_0", "step_size_up", "warmup_steps", "start", "length")
 
 
 def _positive(name: str, value: float) -> None:

@@ -13,23 +13,8 @@ from accel.data import TensorDataModule
 from accel.history import StepHistory
 from accel.models import MLP
 from accel.module import Classifier
-from accel.optim import make_optimizer
 from accel.seeding import seed_everything
 from accel.training import fit, make_trainer
-
-
-class SpikedClassifier(Classifier):
-    """The learning rate jumps ×``spike`` for ``length`` steps from ``start`` (a LambdaLR)."""
-
-    def __init__(self, *args, start=0, length=0, spike=1.0, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.spike_at = (start, length, spike)
-
-    def configure_optimizers(self):
-        opt = make_optimizer(self.net, self.optimizer_spec)
-        start, length, spike = self.spike_at
-        sched = LambdaLR(opt, lambda s: spike if start <= s < start + length else 1.0)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
 def _data(seed=0):
@@ -42,7 +27,8 @@ def _data(seed=0):
 def _module(lr=0.1, spike=1.0, start=30, length=5):
     seed_everything(0)
     net = MLP(10, [32, 32], 2, init="he_normal")
-    return SpikedClassifier(net, {"name": "momentum", "lr": lr}, start=start, length=length, spike=spike)
+    schedule = {"name": "spike", "start": start, "length": length, "factor": spike} if length else None
+    return Classifier(net, {"name": "momentum", "lr": lr}, schedule)
 
 
 def test_spiked_run_diverges_without_the_guard():

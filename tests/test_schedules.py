@@ -14,8 +14,15 @@ def cos_anneal(start: float, end: float, frac: float) -> float:
 
 def test_every_schedule_has_a_test():
     tested = {"constant", "step", "multistep", "exponential", "linear", "piecewise", "cosine", "sgdr",
-              "cyclic", "one_cycle"}
+              "cyclic", "one_cycle", "spike"}
     assert set(SCHEDULES) == tested
+
+
+def test_spike():
+    lr = lr_curve({"name": "spike", "start": 5, "length": 3, "factor": 40.0}, 12, lr=0.1)
+    assert lr == pytest.approx([0.1] * 5 + [4.0] * 3 + [0.1] * 4)
+    with pytest.raises(ValueError, match="length >= 1"):
+        lr_curve({"name": "spike", "start": 5, "length": 0, "factor": 40.0}, 12)
 
 
 def test_constant():
