@@ -6,6 +6,8 @@ import math
 import pandas as pd
 import pytorch_lightning as pl
 
+from .checks import positive_int
+
 
 class History(pl.Callback):
     """Rows of ``epoch, step, <metric>...`` taken from ``trainer.callback_metrics`` each epoch."""
@@ -34,8 +36,7 @@ class StepHistory(pl.Callback):
     """
 
     def __init__(self, every: int = 1) -> None:
-        if every < 1:
-            raise ValueError(f"every must be a positive int, got {every}")
+        positive_int("every", every)
         self.every = every
         self.rows: list[dict[str, float]] = []
 

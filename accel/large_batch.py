@@ -32,6 +32,7 @@ from .module import Classifier
 from .schedules import epochs_to_steps, linear_scaling
 from .seeding import seed_everything
 from .training import fit
+from .tuning import steps_to_target
 
 SCALINGS = ("none", "linear", "sqrt")
 
@@ -87,12 +88,6 @@ class AccuracyProbe(pl.Callback):
         return pd.DataFrame(self.rows, columns=["step", "acc"])
 
 
-def steps_to_target(curve: pd.DataFrame, target: float, step: str = "step", acc: str = "acc") -> float:
-    """The first measured step at which accuracy reaches ``target``; NaN if it never does."""
-    hit = curve[curve[acc] >= target]
-    return float(hit[step].min()) if len(hit) else float("nan")
-
-
 def check_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
     valid = {"optimizer", "base_batch", "scaling", "warmup_epochs", "warmup_start", "schedule"}
     unknown = set(recipe) - valid
@@ -133,7 +128,8 @@ def train_at_batch(model: dict[str, Any], recipe: dict[str, Any], batch: int, da
     """
     n_train = len(datamodule.x_train)
     opt, schedule, total = run_specs(recipe, batch, n_train, epochs)
-    datamodule.batch_size, datamodule.drop_last, datamodule.seed = batch, True, seed
+    datamodule.drop_last, datamodule.seed = True, seed
+    datamodule.set_batch_size(batch)  # validated against the training set
     seed_everything(seed)
     module = Classifier(model, opt, schedule, total_steps=total)
     stop = EarlyStopping(monitor="train_loss", check_finite=True, patience=10**9,
@@ -202,7 +198,7 @@ def steps_to_target_table(runs: pd.DataFrame, curves: pd.DataFrame, target: floa
     rows = []
     for (recipe, batch, seed), curve in curves.groupby(["recipe", "batch", "seed"]):
         run = runs[(runs.recipe == recipe) & (runs.batch == batch) & (runs.seed == seed)].iloc[0]
-        steps = steps_to_target(curve, target)
+        steps = steps_to_target(curve, target, metric="acc")
         reached = math.isfinite(steps) and not run["diverged"]
         rows.append({"recipe": recipe, "batch": batch, "seed": seed, "reached": reached,
                      "steps": steps if reached else float(run["steps"])})

@@ -87,11 +87,13 @@ def muon_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Muon orthogonalizes updates of hidden weight matrices only (Jordan et al. 2024).
 
     The output layer's weight, biases and norm gains go to Muon's AdamW groups
-    (``use_muon=False``), as its authors recommend.
+    (``use_muon=False``), as its authors recommend. A model with a single weight matrix
+    (a linear model) has no hidden layer; Muon then orthogonalizes that matrix, since
+    otherwise it would merely be AdamW.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     matrices = [p for p in params if p.ndim >= 2]
-    head = matrices[-1:]  # the classifier head: the last matrix registered
+    head = matrices[-1:] if len(matrices) > 1 else []  # the classifier head: the last matrix
     hidden = [p for p in matrices if not any(p is h for h in head)]
     rest = [p for p in params if not any(p is h for h in hidden)]
     groups = [{"params": hidden, "weight_decay": weight_decay, "use_muon": True}]

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .optim import NEEDS_CREATE_GRAPH, make_optimizer, optimizer_class
+from .optim import NEEDS_CREATE_GRAPH, make_optimizer
 
 SPACINGS = ("log", "linear")
 
@@ -249,17 +249,6 @@ def least_squares(q: Quadratic, outputs: int = 8, samples: int | None = None, se
     return LeastSquares(x, x @ w_star, q)
 
 
-def build_optimizer(model: nn.Module, spec: dict) -> torch.optim.Optimizer:
-    """:func:`accel.optim.make_optimizer`, except that Muon on a model with one weight matrix
-    orthogonalizes that matrix (the factory would hand a lone head matrix to Muon's AdamW part)."""
-    mats = [p for p in model.parameters() if p.ndim >= 2]
-    if spec.get("name") == "muon" and len(mats) == 1:
-        rest = [p for p in model.parameters() if p.ndim < 2]
-        groups = [{"params": mats, "use_muon": True}] + ([{"params": rest, "use_muon": False}] if rest else [])
-        return optimizer_class("muon")(groups, **{k: v for k, v in spec.items() if k != "name"})
-    return make_optimizer(model, spec)
-
-
 @dataclass
 class Race:
     """Steps an optimizer needed to reach a target loss, and its wall-clock per step."""
@@ -279,7 +268,7 @@ def steps_to_target(model: nn.Module, loss_fn: Callable[[nn.Module], torch.Tenso
     less so. AdaHessian gets the ``create_graph=True`` backward it needs. A non-finite
     loss stops the run as not reached.
     """
-    opt = build_optimizer(model, spec)
+    opt = make_optimizer(model, spec)
     create_graph = spec.get("name") in NEEDS_CREATE_GRAPH
     losses, elapsed = [], 0.0
     for step in range(max_steps + 1):

@@ -75,9 +75,10 @@ def best_specs(trials: pd.DataFrame, metric: str = "val_acc") -> dict[str, dict[
 
 
 def steps_to_target(history: pd.DataFrame, target: float, metric: str = "val_acc") -> float:
-    """Optimizer steps at the end of the first epoch whose ``metric`` reaches ``target`` (NaN: never)."""
+    """The first measured ``step`` at which ``metric`` reaches ``target`` (NaN: never): per epoch
+    for a :func:`accel.training.fit` history, or per probe for an accuracy curve."""
     hit = history[history[metric] >= target]
-    return float(hit["step"].iloc[0]) if len(hit) else float("nan")
+    return float(hit["step"].min()) if len(hit) else float("nan")
 
 
 def good_region_slope(grid: pd.DataFrame, x: str, y: str, value: str, tol: float = 0.01,

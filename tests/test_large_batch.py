@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from accel.large_batch import (AccuracyProbe, batch_sweep, best_trials, probe_steps, run_specs, scaled_lr,
-                               scaling_efficiency, steps_per_epoch, steps_to_target)
+                               scaling_efficiency, steps_per_epoch)
 from accel.schedules import lr_curve
+from accel.tuning import steps_to_target
 
 
 def test_scaling_rules():
@@ -46,8 +47,8 @@ def test_steps_and_probe_grid():
 
 def test_steps_to_target():
     curve = pd.DataFrame({"step": [4, 8, 16, 32], "acc": [0.2, 0.6, 0.9, 0.85]})
-    assert steps_to_target(curve, 0.6) == 8 and steps_to_target(curve, 0.9) == 16
-    assert math.isnan(steps_to_target(curve, 0.95))
+    assert steps_to_target(curve, 0.6, "acc") == 8 and steps_to_target(curve, 0.9, "acc") == 16
+    assert math.isnan(steps_to_target(curve, 0.95, "acc"))
 
 
 def test_scaling_efficiency_is_one_for_perfect_scaling_and_zero_for_none():

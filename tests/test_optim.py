@@ -153,3 +153,14 @@ def test_lamb_paper_debias_option_passes_through_the_factory():
     assert all(g["adam_debias"] for g in opt.param_groups)
     with pytest.raises(ValueError, match="adam_debias"):
         make_optimizer(net, {"name": "adam", "lr": 1e-2, "adam_debias": True})
+
+
+def test_muon_orthogonalizes_hidden_matrices_and_a_linear_model_lone_matrix():
+    from accel.optim import muon_groups
+    mlp = _net()
+    groups = muon_groups(mlp, 0.0)
+    assert [p.shape for p in groups[0]["params"]] == [torch.Size([8, 4])]  # hidden only, not the head
+    linear = nn.Linear(4, 3)
+    groups = muon_groups(linear, 0.0)
+    assert groups[0]["use_muon"] and groups[0]["params"][0] is linear.weight
+    assert groups[1]["params"] == [linear.bias] and not groups[1]["use_muon"]

@@ -15,6 +15,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+from ..checks import positive_int
 from ..curvature import top_eigenvalue
 
 
@@ -31,8 +32,7 @@ class TopHessianEigenvalue(pl.Callback):
 
     def __init__(self, every: int = 10, batch: tuple[torch.Tensor, torch.Tensor] | None = None,
                  loss_fn: Callable = F.cross_entropy, method: str = "lanczos", tol: float = 1e-3, seed: int = 0):
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive int, got {every!r}")
+        positive_int("every", every)
         if method not in ("lanczos", "power"):
             raise ValueError(f"unknown method {method!r}; valid: lanczos, power")
         self.every, self.batch, self.loss_fn = every, batch, loss_fn

@@ -17,6 +17,8 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from ..checks import positive_int
+
 ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU)
 
 
@@ -58,8 +60,7 @@ class DeadUnitMonitor(pl.Callback):
 
     def __init__(self, probe: torch.Tensor, every: int = 20,
                  activation_types: tuple[type[nn.Module], ...] = ACTIVATION_TYPES):
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive int, got {every!r}")
+        positive_int("every", every)
         self.probe, self.every, self.activation_types = probe, every, activation_types
         self.rows: list[dict[str, Any]] = []
 

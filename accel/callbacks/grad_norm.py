@@ -18,6 +18,8 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from ..checks import positive_int
+
 LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
@@ -51,8 +53,7 @@ class GradNormMonitor(pl.Callback):
 
     def __init__(self, every: int = 10, layer_types: tuple[type[nn.Module], ...] = LAYER_TYPES,
                  rtol: float = 1e-4):
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive int, got {every!r}")
+        positive_int("every", every)
         self.every, self.layer_types, self.rtol = every, layer_types, rtol
         self.layer_rows: list[dict[str, Any]] = []
         self.step_rows: list[dict[str, Any]] = []

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import positive_int
+
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 
 
@@ -106,8 +108,7 @@ class LandscapeProbe(pl.Callback):
 
     def __init__(self, every: int = 10, multipliers: Sequence[float] = (0.5, 1, 2, 4),
                  lr: float | None = None, loss_fn: LossFn = cross_entropy_loss):
-        if every < 1:
-            raise ValueError(f"every must be a positive int, got {every}")
+        positive_int("every", every)
         self.every, self.multipliers, self.lr, self.loss_fn = every, tuple(multipliers), lr, loss_fn
         self.rows: list[dict[str, float]] = []
         self._last_step = -1

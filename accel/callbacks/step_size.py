@@ -23,6 +23,8 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 
+from ..checks import positive_int
+
 
 def step_sizes(before: torch.Tensor, after: torch.Tensor, grad: torch.Tensor, lr: float,
                tiny: float = 1e-30) -> dict[str, float]:
@@ -44,8 +46,7 @@ class StepSizeMonitor(pl.Callback):
     """
 
     def __init__(self, every: int = 1, params: list[str] | None = None) -> None:
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive int, got {every!r}")
+        positive_int("every", every)
         self.every, self.params = every, params
         self.rows: list[dict[str, Any]] = []
         self._pending: dict[str, tuple[torch.Tensor, torch.Tensor, float]] = {}

@@ -22,6 +22,8 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from ..checks import positive_int
+
 COLUMNS = ["step", "layer", "name", "shape", "weight_norm", "grad_norm", "ratio", "lars_lr", "lr"]
 
 
@@ -73,8 +75,7 @@ class TrustRatioMonitor(pl.Callback):
 
     def __init__(self, every: int = 10, trust_coefficient: float = 1e-3, weight_decay: float = 0.0,
                  min_ndim: int = 2):
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive int, got {every!r}")
+        positive_int("every", every)
         if trust_coefficient <= 0 or weight_decay < 0:
             raise ValueError(f"trust_coefficient must be > 0 and weight_decay >= 0, "
                              f"got {trust_coefficient!r} and {weight_decay!r}")
