@@ -22,11 +22,11 @@ def make_trainer(epochs: int, callbacks: Sequence[pl.Callback] = (), **kwargs: A
     """
     options: dict[str, Any] = dict(
         max_epochs=epochs, accelerator=accelerator_name(), devices=1, logger=False,
-        precision=default_precision(),
         enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
         deterministic=True, num_sanity_val_steps=0,
     )
     options.update(kwargs)
+    options.setdefault("precision", default_precision(options["accelerator"]))
     quiet_lightning()
     return pl.Trainer(callbacks=list(callbacks), **options)
 
