@@ -14,7 +14,7 @@ from torch import nn
 
 from .losses import get_loss
 from .models import build_model
-from .optim import NEEDS_CREATE_GRAPH, make_optimizer
+from .optim import make_optimizer, needs_create_graph
 from .schedules import make_schedule
 
 
@@ -57,7 +57,7 @@ class Classifier(pl.LightningModule):
         return loss
 
     def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
-        if self.optimizer_spec.get("name") in NEEDS_CREATE_GRAPH:
+        if needs_create_graph(self.optimizer_spec.get("name")):
             kwargs.setdefault("create_graph", True)
         super().backward(loss, *args, **kwargs)
 

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from accel.sweep import sweep
+from accel.repro.sweep import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -24,7 +24,7 @@ def tiny_notebook(tmp_path: Path) -> Path:
     nb.cells = [
         new_code_cell('profile = "cpu"\nseed = 0\nlr = 0.01\nfail = False', metadata={"tags": ["parameters"]}),
         new_code_cell(
-            "from accel.results import Results\nfrom accel import claims\n"
+            "from accel.repro.results import Results\nfrom accel.repro import claims\n"
             "if fail:\n    raise RuntimeError('asked to fail')\n"
             "r = Results('tiny', profile, seed, {'lr': lr})\n"
             "r.metric('loss', lr * (seed + 1))\n"

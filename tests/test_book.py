@@ -1,19 +1,21 @@
 import pytest
 
-from accel.book import check_can_run, toc_notebooks
-from accel.report import render
+from accel.repro.book import check_can_run, toc_notebooks
+from accel.repro.report import render
 
 
 def test_toc_lists_the_chapters_in_order(root):
     notebooks = toc_notebooks(root)
-    assert notebooks and all(nb.suffix == ".ipynb" and nb.exists() for nb in notebooks)
-    assert notebooks[0].name == "01_initialization.ipynb"
+    assert notebooks and all(nb.suffix == ".md" and nb.exists() for nb in notebooks)
+    assert notebooks[0].name == "01_initialization.md"
 
 
-def test_notebooks_are_stored_without_outputs(root):
-    import nbformat
-    for nb_path in (root / "notebooks").glob("*.ipynb"):
-        nb = nbformat.read(nb_path, as_version=4)
+def test_notebooks_are_stored_as_text_without_outputs(root):
+    from accel.repro.notebook import read_notebook
+    assert not list((root / "notebooks").glob("*.ipynb")), "chapters are stored as MyST Markdown (.md)"
+    for nb_path in (root / "notebooks").glob("*.md"):
+        nb = read_notebook(nb_path)
+        assert nb.metadata["kernelspec"]["name"] == "python3"
         assert nb.cells[0].cell_type == "markdown"
         params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(params) == 1 and "profile" in params[0].source and "seed" in params[0].source

@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from accel import claims, profiles
-from accel.results import RESULTS_ENV, Results, load
+from accel.repro import claims, profiles
+from accel.repro.results import RESULTS_ENV, Results, load
 
 
 def test_threshold_and_within_can_fail():

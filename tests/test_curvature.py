@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from accel.callbacks.curvature import TopHessianEigenvalue, edge_of_stability
-from accel.curvature import (full_hessian, lanczos, model_hessian, one_hot_mse, power_iteration,
+from accel.losses import one_hot_mse
+from accel.hessian import (full_hessian, lanczos, model_hessian, power_iteration,
                              top_eigenvalue)
 
 

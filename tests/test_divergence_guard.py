@@ -10,7 +10,7 @@ from torch.optim.lr_scheduler import LambdaLR, LinearLR, SequentialLR
 from accel.callbacks import divergence_guard as dg
 from accel.callbacks.divergence_guard import DivergenceError, DivergenceGuard, save_atomic, scale_learning_rates
 from accel.data import TensorDataModule
-from accel.history import StepHistory
+from accel.callbacks.history import StepHistory
 from accel.models import MLP
 from accel.module import Classifier
 from accel.seeding import seed_everything

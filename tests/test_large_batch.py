@@ -5,10 +5,11 @@ import pandas as pd
 import pytest
 import torch
 
-from accel.large_batch import (AccuracyProbe, batch_sweep, best_trials, probe_steps, run_specs, scaled_lr,
+from accel.callbacks import AccuracyProbe
+from accel.experiments.large_batch import (batch_sweep, best_trials, probe_steps, run_specs, scaled_lr,
                                scaling_efficiency, steps_per_epoch)
 from accel.schedules import lr_curve
-from accel.tuning import steps_to_target
+from accel.experiments.tuning import steps_to_target
 
 
 def test_scaling_rules():
@@ -84,7 +85,7 @@ def test_probe_and_sweep_on_a_tiny_problem():
 
 
 def test_steps_to_target_table_censors_runs_that_never_reach_it():
-    from accel.large_batch import fastest_per_batch, steps_to_target_table
+    from accel.experiments.large_batch import fastest_per_batch, steps_to_target_table
     runs = pd.DataFrame({"recipe": ["a", "a", "b"], "batch": [32, 64, 64], "seed": [0, 0, 0],
                          "steps": [100, 50, 50], "diverged": [False, False, False]})
     curves = pd.DataFrame({"recipe": ["a", "a", "a", "a", "b", "b"], "batch": [32, 32, 64, 64, 64, 64],

@@ -50,7 +50,7 @@ def test_optimizer_and_schedule_are_saved_hyperparameters():
 
 
 def test_step_history_records_every_step_with_its_learning_rate():
-    from accel.history import StepHistory
+    from accel.callbacks.history import StepHistory
     seed_everything(0)
     module = Classifier({"name": "mlp", "in_features": 10, "hidden": [8], "out_features": 2},
                         {"name": "sgd", "lr": 0.1}, {"name": "linear"})

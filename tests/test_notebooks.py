@@ -1,10 +1,10 @@
 """Every chapter executes end to end under profile=smoke and writes a sound results record."""
 import pytest
 
-from accel.book import toc_notebooks
-from accel.claims import VERDICTS
-from accel.results import load
-from accel.runner import run_notebook
+from accel.repro.book import toc_notebooks
+from accel.repro.claims import VERDICTS
+from accel.repro.results import load
+from accel.repro.runner import run_notebook
 from conftest import ROOT
 
 

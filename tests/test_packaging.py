@@ -22,7 +22,7 @@ def test_requirements_environment_and_pyproject_agree(root):
     deps = _pins(project["dependencies"])
     assert deps.pop("torch") == "torch==2.13.0"
     assert deps == reqs
-    assert project["scripts"]["accel"] == "accel.cli:main"
+    assert project["scripts"]["accel"] == "accel.repro.cli:main"
 
 
 def test_torch_is_pinned_to_the_cpu_build_and_nothing_cuda_is_listed(root):

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from accel import logistic
-from accel.quadratic import (METHODS, condition_number, count_iterations, gd_iterations, heavy_ball_parameters,
+from accel.experiments import logistic
+from accel.experiments.quadratic import (METHODS, condition_number, count_iterations, gd_iterations, heavy_ball_parameters,
                              iterate, jacobi_preconditioner, least_squares, loglog_slope, make_quadratic,
-                             method_settings, preconditioned_kappa, steps_to_target)
+                             method_settings, preconditioned_kappa, race_to_target)
 
 
 @pytest.mark.parametrize("kappa", [1.0, 5.0, 1e4])
@@ -87,15 +87,15 @@ def test_least_squares_has_the_quadratic_as_hessian():
     assert torch.allclose(h[0, :, 1, :], torch.zeros(5, 5, dtype=torch.float64), atol=1e-12)
 
 
-def test_steps_to_target_counts_and_times():
+def test_race_to_target_counts_and_times():
     q = make_quadratic(1.0, dim=4)
     ls = least_squares(q, outputs=2)
     model = ls.model(0, torch.float64)
-    race = steps_to_target(model, ls.loss, {"name": "sgd", "lr": 1.0}, 1e-12, 10)
+    race = race_to_target(model, ls.loss, {"name": "sgd", "lr": 1.0}, 1e-12, 10)
     assert race.reached and race.steps == 1 and race.seconds_per_step > 0
     assert all(p.grad is None for p in model.parameters())
     for name in ("adahessian", "muon", "soap", "shampoo"):
-        r = steps_to_target(ls.model(0), ls.loss, {"name": name, "lr": 1e-2}, 0.0, 3)
+        r = race_to_target(ls.model(0), ls.loss, {"name": name, "lr": 1e-2}, 0.0, 3)
         assert r.steps == 3 and not r.reached and r.losses[-1] < r.losses[0]
 
 
@@ -127,7 +127,7 @@ def test_logistic_gd_faster_when_standardized():
 
 
 def test_best_over_lrs_and_race():
-    from accel.quadratic import best_over_lrs, race_optimizers
+    from accel.experiments.quadratic import best_over_lrs, race_optimizers
     q = make_quadratic(10.0, dim=4)
     ls = least_squares(q, outputs=2)
     build = lambda: ls.model(0, torch.float64)

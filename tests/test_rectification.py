@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from accel.rectification import (adaptive_lr_variance, approximate_variance, rectification, rho,
+from accel.experiments.rectification import (adaptive_lr_variance, approximate_variance, rectification, rho,
                                  rho_inf)
 
 

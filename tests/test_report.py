@@ -3,10 +3,10 @@
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from accel.cli import main
-from accel.report import claims_table, find_records, render, write_report
-from accel.results import Results, write_json_atomic
-from accel import claims
+from accel.repro.cli import main
+from accel.repro.report import claims_table, find_records, render, write_report
+from accel.repro.results import Results, write_json_atomic
+from accel.repro import claims
 
 
 def record(notebook="01_x", seed=0, values=(0.5, 2.5)):

@@ -4,12 +4,13 @@ import sys
 
 import pytest
 
-from accel.cli import main
-from accel.runner import NotebookError, check_parameters, notebook_parameters, parse_value, run_notebook
+from accel.repro.cli import main
+from accel.repro.runner import NotebookError, check_parameters, notebook_parameters, parse_value, run_notebook
 
 
 def test_parameters_cell_is_read(tiny_notebook):
-    assert notebook_parameters(tiny_notebook) == {"profile": "cpu", "seed": 0, "lr": 0.01, "fail": False}
+    params = notebook_parameters(tiny_notebook)
+    assert {k: p.default for k, p in params.items()} == {"profile": "cpu", "seed": 0, "lr": 0.01, "fail": False}
 
 
 def test_unknown_parameter_is_refused_listing_valid_names(tiny_notebook):
@@ -58,7 +59,7 @@ def test_a_failing_notebook_names_itself_and_its_error(tiny_notebook, tmp_path):
 
 
 def test_console_script_is_installed():
-    out = subprocess.run([sys.executable, "-m", "accel.cli", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "accel.repro.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "run" in out.stdout and "book" in out.stdout
 
 
@@ -75,7 +76,7 @@ def _notebook(path, *sources):
 
 def test_the_record_gets_its_final_name_only_when_the_notebook_is_complete(tmp_path):
     nb = _notebook(tmp_path / "rec.ipynb",
-                   "import os\nfrom pathlib import Path\nfrom accel.results import Results\n"
+                   "import os\nfrom pathlib import Path\nfrom accel.repro.results import Results\n"
                    "target = Path(os.environ['ACCEL_RESULTS_PATH'])\n"
                    "assert target.name.startswith('.rec.') and target.name.endswith('.partial.json')\n"
                    "Results('rec', profile, seed).save()",

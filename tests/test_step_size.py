@@ -6,8 +6,8 @@ from torch import nn
 from accel.callbacks.step_size import StepSizeMonitor, step_sizes
 from accel.data import TensorDataModule
 from accel.module import Classifier
-from accel.surfaces import linear
-from accel.trajectory import minimize
+from accel.experiments.surfaces import linear
+from accel.experiments.trajectory import minimize
 from accel.training import fit
 
 

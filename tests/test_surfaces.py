@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from accel.surfaces import SURFACES, linear, make_surface, plateau_cliff, quadratic, rosenbrock, saddle
-from accel.trajectory import minimize, path
+from accel.experiments.surfaces import SURFACES, linear, make_surface, plateau_cliff, quadratic, rosenbrock, saddle
+from accel.experiments.trajectory import minimize, path
 
 
 def _grad(surface, point):

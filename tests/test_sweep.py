@@ -10,11 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from accel.cli import main
-from accel.results import write_json_atomic
-from accel.grid import Run, load_grid_file, merge_grids, parse_grid, run_id, split_values
-from accel.sweep import plan
-from accel.sweep_table import collect, summary_figure
+from accel.repro.cli import main
+from accel.repro.results import write_json_atomic
+from accel.repro.grid import Run, load_grid_file, merge_grids, parse_grid, run_id, split_values
+from accel.repro.sweep import plan
+from accel.repro.sweep_table import collect, summary_figure
 
 ASSET = Path(__file__).parent / "assets" / "sweep_tiny.ipynb"
 
@@ -161,7 +161,7 @@ def test_sweep_runs_in_parallel_resumes_and_isolates_a_failure(tmp_path, capsys)
 
 
 def test_a_killed_worker_loses_only_its_runs_and_resume_completes(tmp_path):
-    from accel.sweep import sweep
+    from accel.repro.sweep import sweep
 
     out, log, marker = tmp_path / "runs", tmp_path / "log.txt", tmp_path / "killed"
     grid = {"x": [0.5, 1.0, 2.0], "kill_marker": [str(marker)], "log": [str(log)]}

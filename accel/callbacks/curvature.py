@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..checks import positive_int
-from ..curvature import top_eigenvalue
+from ..hessian import top_eigenvalue
 
 
 class TopHessianEigenvalue(pl.Callback):

@@ -23,8 +23,8 @@ log = ""           # a path: append one line per execution (tests count executio
 BODY = '''import os
 import signal
 
-from accel import claims
-from accel.results import Results
+from accel.repro import claims
+from accel.repro.results import Results
 
 if log:
     with open(log, "a") as f:

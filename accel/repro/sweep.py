@@ -66,7 +66,7 @@ def plan(notebook: str | os.PathLike, grid: Mapping[str, list[Any]], out: str | 
             raise ValueError(f"grid parameter {name!r} repeats a value: {values!r}")
         for value in values:
             check_parameters(notebook, {name: value}, defaults)
-    floats = {n for n, d in defaults.items() if isinstance(d, float)}
+    floats = {n for n, p in defaults.items() if isinstance(p.default, float) or p.annotation in ("float", "float | None")}
     runs = []
     for combo in expand(grid):
         params = {"profile": profile, **combo}

@@ -14,8 +14,8 @@ linearly over ``warmup_epochs``; Goyal et al. start it at the small-batch lr
 remaining steps. Every run has the same epoch budget, so a larger batch takes fewer steps.
 
 Steps to a target accuracy (Shallue et al. 2019) need finer than per-epoch
-measurements; :class:`AccuracyProbe` evaluates the test accuracy on a geometric grid of
-steps.
+measurements; :class:`accel.callbacks.AccuracyProbe` evaluates the test accuracy on a
+geometric grid of steps (:func:`probe_steps`).
 """
 from __future__ import annotations
 
@@ -28,10 +28,11 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping
 
-from .module import Classifier
-from .schedules import epochs_to_steps, linear_scaling
-from .seeding import seed_everything
-from .training import fit
+from ..module import Classifier
+from ..schedules import epochs_to_steps, linear_scaling
+from ..seeding import seed_everything
+from ..callbacks.accuracy_probe import AccuracyProbe
+from ..training import fit
 from .tuning import steps_to_target
 
 SCALINGS = ("none", "linear", "sqrt")
@@ -59,33 +60,6 @@ def probe_steps(total_steps: int, per_octave: int = 3, first: int = 4) -> list[i
     n = int(math.floor(per_octave * math.log2(max(total_steps, first) / first))) + 1
     grid = {int(round(first * 2 ** (i / per_octave))) for i in range(n)}
     return sorted(s for s in grid | {total_steps} if s <= total_steps)
-
-
-class AccuracyProbe(pl.Callback):
-    """Test accuracy after the optimizer steps listed in ``steps`` (1-based counts of steps
-    taken), in eval mode (BatchNorm's running statistics), on tensors ``x``, ``y``."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, steps: Iterable[int], eval_batch: int = 8192):
-        self.x, self.y, self.steps = x, y, set(int(s) for s in steps)
-        self.eval_batch = eval_batch
-        self.rows: list[dict[str, float]] = []
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
-        step = trainer.global_step
-        if step not in self.steps:
-            return
-        was_training = pl_module.training
-        pl_module.eval()
-        with torch.no_grad():
-            x, y = self.x.to(pl_module.device), self.y.to(pl_module.device)
-            correct = sum(int((pl_module(x[i:i + self.eval_batch]).argmax(1) == y[i:i + self.eval_batch]).sum())
-                          for i in range(0, len(x), self.eval_batch))
-        pl_module.train(was_training)
-        self.rows.append({"step": step, "acc": correct / len(x)})
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=["step", "acc"])
 
 
 def check_recipe(recipe: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Iterator
 
 import yaml
 
+from .notebook import NOTEBOOK_SUFFIXES
 from .profiles import check_profile
 from .report import write_report
 from .runner import run_notebook
@@ -40,10 +41,16 @@ def toc_notebooks(root: Path) -> list[Path]:
     found = []
     for f in toc_files(toc):
         p = root / f
-        nb = p if p.suffix == ".ipynb" else p.with_suffix(".ipynb")
-        if nb.exists():
+        candidates = [p] if p.suffix in NOTEBOOK_SUFFIXES else [p.with_suffix(s) for s in NOTEBOOK_SUFFIXES]
+        nb = next((c for c in candidates if c.exists() and _is_notebook(c)), None)
+        if nb is not None:
             found.append(nb)
     return found
+
+
+def _is_notebook(path: Path) -> bool:
+    """A ``.ipynb``, or a ``.md`` with a jupytext header (prose pages are Markdown too)."""
+    return path.suffix == ".ipynb" or "jupytext:" in path.read_text().split("\n---", 1)[0]
 
 
 def check_can_run(profile: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 import torch
 
-from .optim import NEEDS_CREATE_GRAPH, check_optimizer, make_optimizer
+from ..optim import check_optimizer, make_optimizer, needs_create_graph
 from .surfaces import Surface
 
 LossFn = Callable[[torch.Tensor, int], torch.Tensor]
@@ -33,7 +33,7 @@ def minimize(loss_fn: LossFn, theta0: Sequence[float] | torch.Tensor, spec: dict
     check_optimizer(spec.get("name"))
     theta = torch.nn.Parameter(torch.as_tensor(theta0, dtype=torch.float64).clone())
     opt = make_optimizer([theta], spec)
-    create_graph = spec["name"] in NEEDS_CREATE_GRAPH
+    create_graph = needs_create_graph(spec["name"])
     for t in range(1, steps + 1):
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(theta, t)

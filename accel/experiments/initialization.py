@@ -1,5 +1,5 @@
-"""Activation statistics through depth at initialization (Glorot & Bengio 2010, Fig. 6;
-He et al. 2015, Sec. 2.2).
+"""Initialization experiments: activation statistics through depth at initialization
+(Glorot & Bengio 2010, Fig. 6; He et al. 2015, Sec. 2.2), and the symmetry of units.
 
 For a layer with n inputs, var(out) = n · var(w) · var(in) when weights and inputs are
 independent and centred; a scheme keeps the signal's scale through depth exactly when
@@ -13,8 +13,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .models.activation import make_activation
-from .models.init import init_weights
+from ..models.activation import make_activation
+from ..models.init import init_weights
 
 
 def forward_through_depth(x: torch.Tensor, depth: int = 10, width: int = 500, *, activation: str = "tanh",
@@ -50,3 +50,23 @@ def geometric_rate(std: pd.Series) -> float:
     layers = np.arange(1, len(y) + 1)
     slope = np.polyfit(layers, y, 1)[0]
     return float(np.exp(slope))
+
+
+# ---------------------------------------------------------------- symmetry between units
+# If every unit of a layer starts equal, every unit gets the same gradient, so they stay
+# equal forever; the layer computes one feature, however wide it is.
+
+def unit_spread(weight: torch.Tensor) -> float:
+    """Largest distance of any unit's incoming weights (a row) from the mean row, relative
+    to the mean row's norm. Zero when all units are identical."""
+    w = weight.detach().reshape(weight.shape[0], -1).double()
+    mean = w.mean(0, keepdim=True)
+    spread = (w - mean).norm(dim=1).max()
+    return float(spread / mean.norm().clamp_min(1e-12))
+
+
+def effective_rank(weight: torch.Tensor, tol: float = 1e-5) -> int:
+    """Number of singular values above ``tol`` × the largest: 1 for a symmetric layer."""
+    w = weight.detach().reshape(weight.shape[0], -1).double()
+    return int(torch.linalg.matrix_rank(w, rtol=tol))
+

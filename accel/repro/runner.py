@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .notebook import parameters_cell, read_notebook
+from .parameters import Parameter, parse_parameters
 from .profiles import check_profile
 from .results import RESULTS_ENV
 
@@ -29,52 +31,30 @@ class RunOutput:
     seconds: float
 
 
-def notebook_parameters(path: str | os.PathLike) -> dict[str, Any]:
-    """The names and defaults of the notebook's ``parameters`` cell."""
-    import papermill
-
+def notebook_parameters(path: str | os.PathLike) -> dict[str, Parameter]:
+    """The parameters the notebook's ``parameters`` cell declares (name -> :class:`Parameter`)."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no notebook at {path}")
-    params = papermill.inspect_notebook(str(path))
-    if not params:
-        raise ValueError(f"{path} has no cell tagged 'parameters'")
-    return {name: _default(info.get("default")) for name, info in params.items()}
-
-
-def _default(text: Any) -> Any:
-    try:
-        return ast.literal_eval(text) if isinstance(text, str) else text
-    except (ValueError, SyntaxError):
-        return text
+    return parse_parameters(parameters_cell(read_notebook(path), path.name), path.name)
 
 
 def check_parameters(path: str | os.PathLike, params: dict[str, Any],
-                     defaults: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Refuse unknown names and values whose type differs from the default's.
+                     defaults: dict[str, Parameter] | None = None) -> dict[str, Any]:
+    """Refuse unknown names, wrong types and values outside a parameter's declared range.
 
     ``defaults`` (from :func:`notebook_parameters`) saves re-reading the notebook when
     many parameter sets are checked, as a sweep does.
     """
     if defaults is None:
         defaults = notebook_parameters(path)
+    name = Path(path).name
     unknown = sorted(set(params) - set(defaults))
     if unknown:
-        raise ValueError(f"{Path(path).name} has no parameter {', '.join(map(repr, unknown))}; "
+        raise ValueError(f"{name} has no parameter {', '.join(map(repr, unknown))}; "
                          f"valid parameters: {', '.join(defaults)}")
-    for name, value in params.items():
-        default = defaults[name]
-        if default is None or value is None:
-            continue
-        ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int)
-                                                  and not isinstance(value, bool))
-        if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, bool):
-            ok = False
-        if not ok:
-            raise ValueError(f"parameter {name!r} of {Path(path).name} expects {type(default).__name__} "
-                             f"(default {default!r}), got {type(value).__name__} {value!r}")
     if "profile" in params:
         check_profile(params["profile"])
+    for key, value in params.items():
+        defaults[key].check(value, name)
     return params
 
 
@@ -100,7 +80,8 @@ def run_notebook(path: str | os.PathLike, out_dir: str | os.PathLike, params: di
 
     path = Path(path)
     params = {"profile": profile, **(params or {})}
-    check_parameters(path, params)
+    nb = read_notebook(path)
+    check_parameters(path, params, parse_parameters(parameters_cell(nb, path.name), path.name))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     name = name or path.stem
@@ -114,7 +95,7 @@ def run_notebook(path: str | os.PathLike, out_dir: str | os.PathLike, params: di
     os.environ[RESULTS_ENV] = str(tmp_results.resolve())
     start = time.perf_counter()
     try:
-        papermill.execute_notebook(str(path), str(tmp), parameters=params, cwd=str(Path.cwd()),
+        papermill.execute_notebook(nb, str(tmp), parameters=params, cwd=str(Path.cwd()),
                                    kernel_name="python3", progress_bar=False, log_output=log_output)
     except PapermillExecutionError as err:
         _keep_failed(tmp, failed, tmp_results)

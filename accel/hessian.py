@@ -16,7 +16,6 @@ import torch
 from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import nn
 
-from .losses import one_hot_mse  # noqa: F401  (re-exported: the square loss of Cohen et al.)
 
 WHICH = ("LA", "SA", "LM", "BE")
 

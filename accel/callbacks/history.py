@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytorch_lightning as pl
 
-from .checks import positive_int
+from ..checks import positive_int
 
 
 class History(pl.Callback):

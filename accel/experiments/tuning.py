@@ -14,15 +14,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .optim import check_optimizer
-
-# Conventional learning rates around which each optimizer's grid is centred.
-LR_CENTRES: dict[str, float] = {
-    "sgd": 0.1, "momentum": 0.03, "nesterov": 0.03, "adagrad": 0.03, "rmsprop": 1e-3,
-    "adadelta": 1.0, "adam": 1e-3, "adamw": 1e-3, "radam": 1e-3, "nadam": 2e-3,
-    "lars": 0.1, "lamb": 3e-3,
-}
-MOMENTUM_KNOB = {"momentum": (0.9, 0.98), "nesterov": (0.9, 0.98)}
+from ..optim import OPTIMIZERS, check_optimizer
 
 
 def lr_grid(centre: float, n: int, decades: float = 2.0) -> list[float]:
@@ -36,16 +28,17 @@ def lr_grid(centre: float, n: int, decades: float = 2.0) -> list[float]:
 
 def trial_grid(name: str, budget: int, decades: float = 2.0) -> list[dict[str, Any]]:
     """``budget`` optimizer specs for ``name``: lr grid, × momenta where it has the knob."""
-    check_optimizer(name)
-    if name not in LR_CENTRES:
-        raise ValueError(f"no search space for {name!r}; valid: {', '.join(LR_CENTRES)}")
+    info = check_optimizer(name)
+    if info.lr_centre is None:
+        tunable = [n for n, i in OPTIMIZERS.items() if i.lr_centre is not None]
+        raise ValueError(f"no search space for {name!r}; valid: {', '.join(tunable)}")
     if not isinstance(budget, int) or budget < 1:
         raise ValueError(f"budget must be a positive int, got {budget!r}")
-    momenta = MOMENTUM_KNOB.get(name)
+    momenta = info.momenta
     if momenta and budget >= 2 * len(momenta) and budget % len(momenta) == 0:
-        lrs = lr_grid(LR_CENTRES[name], budget // len(momenta), decades)
+        lrs = lr_grid(info.lr_centre, budget // len(momenta), decades)
         return [{"name": name, "lr": lr, "momentum": m} for m in momenta for lr in lrs]
-    return [{"name": name, "lr": lr} for lr in lr_grid(LR_CENTRES[name], budget, decades)]
+    return [{"name": name, "lr": lr} for lr in lr_grid(info.lr_centre, budget, decades)]
 
 
 def tune(run: Callable[[dict[str, Any]], pd.DataFrame], names: list[str], budget: int,
@@ -112,7 +105,7 @@ def holdout(name: str, batch_size: int = 128, *, fraction: float = 0.2, train_si
     """Two data modules over the same training samples: one validated on a held-out part of the
     training split (for tuning), one on the test split (for the final report), so that the
     configuration chosen is never chosen on the test set."""
-    from .data.datamodule import DATASETS, TensorDataModule
+    from ..data.datamodule import DATASETS, TensorDataModule
 
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; valid: {', '.join(DATASETS)}")

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .quadratic import Race, steps_to_target
+from .quadratic import Race, race_to_target
 
 PREPROCESSING = ("raw", "centered", "standardized", "whitened")
 
@@ -67,4 +67,4 @@ def gd_steps(x: np.ndarray, y: np.ndarray, target: float, max_steps: int) -> Rac
     nn.init.zeros_(model.weight)
     nn.init.zeros_(model.bias)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    return steps_to_target(model, lambda m: loss(m, xt, yt), {"name": "sgd", "lr": lr}, target, max_steps)
+    return race_to_target(model, lambda m: loss(m, xt, yt), {"name": "sgd", "lr": lr}, target, max_steps)

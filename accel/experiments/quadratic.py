@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .optim import NEEDS_CREATE_GRAPH, make_optimizer
+from ..optim import make_optimizer, needs_create_graph
 
 SPACINGS = ("log", "linear")
 
@@ -259,7 +259,7 @@ class Race:
     losses: list[float]
 
 
-def steps_to_target(model: nn.Module, loss_fn: Callable[[nn.Module], torch.Tensor], spec: dict,
+def race_to_target(model: nn.Module, loss_fn: Callable[[nn.Module], torch.Tensor], spec: dict,
                     target: float, max_steps: int) -> Race:
     """Run the optimizer ``spec`` full-batch until ``loss_fn(model) <= target``.
 
@@ -269,7 +269,7 @@ def steps_to_target(model: nn.Module, loss_fn: Callable[[nn.Module], torch.Tenso
     loss stops the run as not reached.
     """
     opt = make_optimizer(model, spec)
-    create_graph = spec.get("name") in NEEDS_CREATE_GRAPH
+    create_graph = needs_create_graph(spec.get("name"))
     losses, elapsed = [], 0.0
     for step in range(max_steps + 1):
         t0 = time.perf_counter()
@@ -291,7 +291,7 @@ def steps_to_target(model: nn.Module, loss_fn: Callable[[nn.Module], torch.Tenso
 
 def best_over_lrs(build: Callable[[], nn.Module], loss_fn: Callable[[nn.Module], torch.Tensor], spec: dict,
                   lrs: Sequence[float], target: float, max_steps: int) -> tuple[float, Race, list[dict]]:
-    """:func:`steps_to_target` for each learning rate in ``lrs``; the one with fewest steps.
+    """:func:`race_to_target` for each learning rate in ``lrs``; the one with fewest steps.
 
     Every optimizer gets the same small grid treatment, so none wins by tuning alone.
     Rates are tried from the largest down; once one has reached the target, the next
@@ -303,7 +303,7 @@ def best_over_lrs(build: Callable[[], nn.Module], loss_fn: Callable[[nn.Module],
     best: tuple[float, Race] | None = None
     rows, cap = [], max_steps
     for lr in sorted(lrs, reverse=True):
-        race = steps_to_target(build(), loss_fn, {**spec, "lr": lr}, target, cap)
+        race = race_to_target(build(), loss_fn, {**spec, "lr": lr}, target, cap)
         steps = race.steps if race.reached else max_steps + 1
         rows.append({"lr": lr, "steps": steps, "reached": race.reached, "final_loss": race.losses[-1],
                      "seconds_per_step": race.seconds_per_step})

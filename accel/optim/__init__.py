@@ -1,0 +1,89 @@
+"""Optimizers by name: `torch.optim` where it has them, `pytorch_optimizer` otherwise.
+
+Nothing here re-implements an update rule. The factory adds names for common variants
+(``momentum`` = SGD with momentum 0.9, ``nesterov``), checks every argument against the
+optimizer's signature, and builds parameter groups that keep biases and normalization
+weights (ndim <= 1) out of weight decay. The facts about each optimizer live in one
+table, :data:`accel.optim.info.OPTIMIZERS`.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+from ._groups import muon_groups, param_groups
+from .info import OPTIMIZERS, OptimizerInfo, check_optimizer, needs_create_graph
+
+__all__ = ["OPTIMIZERS", "OptimizerInfo", "check_hyperparameters", "check_optimizer", "make_optimizer",
+           "muon_groups", "needs_create_graph", "optimizer_class", "param_groups", "valid_arguments"]
+
+
+def optimizer_class(name: str) -> type:
+    return check_optimizer(name).resolve()
+
+
+def valid_arguments(name: str) -> list[str]:
+    """The keyword arguments optimizer ``name`` accepts (besides ``params``)."""
+    info = check_optimizer(name)
+    sig = inspect.signature(info.resolve())
+    named = [p for p in sig.parameters if p not in ("self", "params", "kwargs")]
+    return named + list(info.group_options)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def check_hyperparameters(spec: dict[str, Any]) -> None:
+    """Reject values no optimizer can use, naming the valid range.
+
+    ``lr``/``eps`` > 0; ``weight_decay`` >= 0; ``momentum``, ``alpha``, ``rho`` and each of
+    ``betas`` in [0, 1) (an average with weight 1 on the past never moves).
+    """
+    for key in ("lr", "eps"):
+        if key in spec and spec[key] is not None and (not _is_number(spec[key]) or spec[key] <= 0):
+            raise ValueError(f"{key} must be a positive number, got {spec[key]!r}")
+    if "weight_decay" in spec and (not _is_number(spec["weight_decay"]) or spec["weight_decay"] < 0):
+        raise ValueError(f"weight_decay must be a number >= 0, got {spec['weight_decay']!r}")
+    for key in ("momentum", "alpha", "rho"):
+        if key in spec and (not _is_number(spec[key]) or not 0 <= spec[key] < 1):
+            raise ValueError(f"{key} must be a number in [0, 1), got {spec[key]!r}")
+    if "betas" in spec:
+        betas = spec["betas"]
+        if (not isinstance(betas, (tuple, list)) or len(betas) < 2
+                or not all(_is_number(b) and 0 <= b < 1 for b in betas)):
+            raise ValueError(f"betas must be a pair of numbers in [0, 1), got {betas!r}")
+
+
+def make_optimizer(model: nn.Module | Iterable[torch.Tensor], spec: dict[str, Any]) -> torch.optim.Optimizer:
+    """Build an optimizer from ``{"name": "adamw", "lr": 1e-3, "weight_decay": 0.01, ...}``.
+
+    Weight decay goes to weights only when a module is given (``exclude_from_decay``
+    may be set False to decay everything, as plain L2 would). Arguments are checked
+    against the optimizer's signature and :func:`check_hyperparameters`.
+    """
+    spec = dict(spec)
+    name = spec.pop("name", None)
+    info = check_optimizer(name)
+    exclude = spec.pop("exclude_from_decay", True)
+    valid = valid_arguments(name)
+    unknown = sorted(set(spec) - set(valid))
+    if unknown:
+        raise ValueError(f"optimizer {name!r} takes no argument {unknown}; valid: {', '.join(valid)}")
+    check_hyperparameters(spec)
+    wd = float(spec.pop("weight_decay", 0.0))
+    if not isinstance(model, nn.Module):
+        model = list(model)
+    if name == "muon":
+        groups = muon_groups(model, wd)
+    elif isinstance(model, nn.Module) and exclude:
+        groups = param_groups(model, wd)
+    else:
+        params = model.parameters() if isinstance(model, nn.Module) else model
+        groups = [{"params": list(params), "weight_decay": wd}]
+    return info.resolve()(groups, **{**info.presets, **spec})
