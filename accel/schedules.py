@@ -1,18 +1,25 @@
-"""Learning-rate schedules as data, built on `torch.optim.lr_scheduler`.
+"""Learning-rate schedules as data: a pure factor ``f(t)`` of the optimizer's rate, run by ``LambdaLR``.
 
-A spec is ``{"name": ..., **arguments}``. Lengths are in optimizer steps; any length
-argument may instead be given in epochs as ``<argument>_epochs`` (``step_size_epochs``,
-``milestones_epochs``, ``T_0_epochs``, ``warmup_epochs`` ...) together with
-``steps_per_epoch`` (in the spec or passed to :func:`make_schedule`), and is converted
-with :func:`epochs_to_steps`. ``warmup_steps`` in any spec prepends a linear warm-up
-from ``warmup_start_factor × lr0`` to ``lr0``, the schedule's first value (the optimizer's
-lr, or ``base_lr`` for cyclic and ``lr / div_factor`` for one-cycle) (Goyal et al. 2017),
-through ``SequentialLR``.
-Schedulers are stepped once per optimizer step. Bad specs raise ``ValueError`` naming
-the valid schedules or arguments.
+A spec is ``{"name": ..., **arguments}``. Each schedule is a function of the step alone,
+``lr(t) = lr0 · f(t)`` (Loshchilov & Hutter 2017 for cosine and SGDR, Smith 2017 for
+cyclic rates, Smith & Topin 2018 for one-cycle), so schedules compose by arithmetic
+(a warm-up is ``w(t)`` followed by ``f(t − W)``), can be plotted without an optimizer
+(:func:`lr_factor`), and a rollback that rescales the optimizer's base rates
+(:class:`accel.callbacks.DivergenceGuard`) rescales the whole schedule. Arguments given
+as absolute rates (``eta_min``, cyclic's ``base_lr``) are divided by each parameter
+group's own initial rate, as ``torch.optim.lr_scheduler`` does.
+
+Lengths are in optimizer steps; any length argument may instead be given in epochs as
+``<argument>_epochs`` (``step_size_epochs``, ``milestones_epochs``, ``T_0_epochs``,
+``warmup_epochs`` ...) together with ``steps_per_epoch`` (in the spec or passed to
+:func:`make_schedule`). ``warmup_steps`` in any spec prepends a linear warm-up from
+``warmup_start_factor × lr(0)`` to ``lr(0)``, the schedule's first value (Goyal et al.
+2017). Schedulers are stepped once per optimizer step. Bad specs raise ``ValueError``
+naming the valid schedules or arguments.
 """
 from __future__ import annotations
 
+import bisect
 import inspect
 import math
 from typing import Any, Callable
@@ -20,46 +27,47 @@ from typing import Any, Callable
 import torch
 from torch.optim import lr_scheduler as sched
 
-Builder = Callable[..., sched.LRScheduler]
+Factor = Callable[[int], float]
+# A schedule's builder: (total steps, the group's initial lr, its arguments) -> f(t).
+Builder = Callable[..., Factor]
 
 
-def _constant(opt: torch.optim.Optimizer, total_steps: int) -> sched.LRScheduler:
-    """lr(t) = lr."""
-    return sched.ConstantLR(opt, factor=1.0, total_iters=0)
+def _constant(total_steps: int, lr0: float) -> Factor:
+    """f(t) = 1."""
+    return lambda t: 1.0
 
 
-def _step(opt: torch.optim.Optimizer, total_steps: int, step_size: int, gamma: float = 0.1) -> sched.LRScheduler:
-    """Step decay: lr(t) = lr · gamma^floor(t / step_size)."""
+def _step(total_steps: int, lr0: float, step_size: int, gamma: float = 0.1) -> Factor:
+    """Step decay: f(t) = gamma^floor(t / step_size)."""
     _positive_int("step_size", step_size)
     _positive("gamma", gamma)
-    return sched.StepLR(opt, step_size=step_size, gamma=gamma)
+    return lambda t: gamma ** (t // step_size)
 
 
-def _multistep(opt: torch.optim.Optimizer, total_steps: int, milestones: list[int],
-               gamma: float = 0.1) -> sched.LRScheduler:
-    """lr(t) = lr · gamma^(number of milestones <= t)."""
+def _multistep(total_steps: int, lr0: float, milestones: list[int], gamma: float = 0.1) -> Factor:
+    """f(t) = gamma^(number of milestones <= t)."""
     milestones = list(milestones)
-    if not milestones or any(not isinstance(m, int) or m < 1 for m in milestones) \
+    if not milestones or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in milestones) \
             or milestones != sorted(set(milestones)):
         raise ValueError(f"milestones must be increasing positive ints, got {milestones!r}")
     _positive("gamma", gamma)
-    return sched.MultiStepLR(opt, milestones=milestones, gamma=gamma)
+    return lambda t: gamma ** bisect.bisect_right(milestones, t)
 
 
-def _exponential(opt: torch.optim.Optimizer, total_steps: int, gamma: float) -> sched.LRScheduler:
-    """lr(t) = lr · gamma^t."""
+def _exponential(total_steps: int, lr0: float, gamma: float) -> Factor:
+    """f(t) = gamma^t."""
     _positive("gamma", gamma)
-    return sched.ExponentialLR(opt, gamma=gamma)
+    return lambda t: gamma ** t
 
 
-def _linear(opt: torch.optim.Optimizer, total_steps: int, end_factor: float = 0.0) -> sched.LRScheduler:
-    """lr(t) = lr · (1 + (end_factor − 1) · t / total_steps): linear decay to ``end_factor``."""
+def _linear(total_steps: int, lr0: float, end_factor: float = 0.0) -> Factor:
+    """f(t) = 1 + (end_factor − 1) · min(t, T) / T: linear decay to ``end_factor`` over the run."""
     _fraction("end_factor", end_factor)
-    return sched.LinearLR(opt, start_factor=1.0, end_factor=end_factor, total_iters=total_steps)
+    return lambda t: 1.0 + (end_factor - 1.0) * min(t, total_steps) / total_steps
 
 
-def _piecewise(opt: torch.optim.Optimizer, total_steps: int, hold: float = 0.2, decay: float = 0.6,
-               end_factor: float = 0.0) -> sched.LRScheduler:
+def _piecewise(total_steps: int, lr0: float, hold: float = 0.2, decay: float = 0.6,
+               end_factor: float = 0.0) -> Factor:
     """Constant for a fraction ``hold`` of the run, linear decay over ``decay``, then constant."""
     _fraction("hold", hold)
     _fraction("decay", decay)
@@ -68,58 +76,83 @@ def _piecewise(opt: torch.optim.Optimizer, total_steps: int, hold: float = 0.2, 
         raise ValueError(f"hold + decay must be at most 1, got {hold} + {decay}")
     n_hold = int(round(hold * total_steps))
     n_decay = max(1, int(round(decay * total_steps)))
-    return sched.SequentialLR(opt, [
-        sched.ConstantLR(opt, factor=1.0, total_iters=n_hold),
-        sched.LinearLR(opt, start_factor=1.0, end_factor=end_factor, total_iters=n_decay),
-        sched.ConstantLR(opt, factor=end_factor, total_iters=total_steps),
-    ], milestones=[n_hold, n_hold + n_decay])
+
+    def f(t: int) -> float:
+        if t < n_hold:
+            return 1.0
+        return 1.0 + (end_factor - 1.0) * min(t - n_hold, n_decay) / n_decay
+    return f
 
 
-def _cosine(opt: torch.optim.Optimizer, total_steps: int, eta_min: float = 0.0) -> sched.LRScheduler:
-    """Cosine annealing (Loshchilov & Hutter 2017): eta_min + (lr − eta_min)(1 + cos(π t / T)) / 2."""
-    return sched.CosineAnnealingLR(opt, T_max=total_steps, eta_min=eta_min)
+def _cos(start: float, end: float, frac: float) -> float:
+    """end + (start − end)(1 + cos(π frac)) / 2."""
+    return end + (start - end) * (1.0 + math.cos(math.pi * frac)) / 2.0
 
 
-def _sgdr(opt: torch.optim.Optimizer, total_steps: int, T_0: int, T_mult: int = 1,
-          eta_min: float = 0.0) -> sched.LRScheduler:
-    """SGDR (Loshchilov & Hutter 2017): cosine cycles of T_0, T_0·T_mult, ... steps, each restarting at lr."""
+def _cosine(total_steps: int, lr0: float, eta_min: float = 0.0) -> Factor:
+    """Cosine annealing (Loshchilov & Hutter 2017) from lr0 to ``eta_min`` over the run."""
+    low = eta_min / lr0
+    return lambda t: _cos(1.0, low, min(t, total_steps) / total_steps)
+
+
+def _sgdr(total_steps: int, lr0: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0) -> Factor:
+    """SGDR (Loshchilov & Hutter 2017): cosine cycles of T_0, T_0·T_mult, ... steps, each restarting at lr0."""
     _positive_int("T_0", T_0)
     _positive_int("T_mult", T_mult)
-    return sched.CosineAnnealingWarmRestarts(opt, T_0=T_0, T_mult=T_mult, eta_min=eta_min)
+    low = eta_min / lr0
+
+    def f(t: int) -> float:
+        start, period = 0, T_0
+        while t >= start + period:
+            start, period = start + period, period * T_mult
+        return _cos(1.0, low, (t - start) / period)
+    return f
 
 
-def _cyclic(opt: torch.optim.Optimizer, total_steps: int, base_lr: float, step_size_up: int,
-            mode: str = "triangular") -> sched.LRScheduler:
-    """Cyclical learning rates (Smith 2017): between ``base_lr`` and the optimizer's lr, half-cycle ``step_size_up``."""
+def _cyclic(total_steps: int, lr0: float, base_lr: float, step_size_up: int,
+            mode: str = "triangular") -> Factor:
+    """Cyclical learning rates (Smith 2017): between ``base_lr`` and lr0, half-cycle ``step_size_up``."""
     _positive_int("step_size_up", step_size_up)
-    modes = ("triangular", "triangular2", "exp_range")
+    modes = ("triangular", "triangular2")
     if mode not in modes:
         raise ValueError(f"unknown cyclic mode {mode!r}; valid: {', '.join(modes)}")
-    max_lr = [g["lr"] for g in opt.param_groups]
-    return sched.CyclicLR(opt, base_lr=base_lr, max_lr=max_lr, step_size_up=step_size_up,
-                          mode=mode, cycle_momentum=False)
+    low = base_lr / lr0
+
+    def f(t: int) -> float:
+        cycle = math.floor(1 + t / (2 * step_size_up))
+        x = abs(t / step_size_up - 2 * cycle + 1)
+        scale = 1.0 if mode == "triangular" else 0.5 ** (cycle - 1)
+        return low + (1.0 - low) * max(0.0, 1.0 - x) * scale
+    return f
 
 
-def _one_cycle(opt: torch.optim.Optimizer, total_steps: int, pct_start: float = 0.3, div_factor: float = 25.0,
-               final_div_factor: float = 1e4) -> sched.LRScheduler:
-    """One-cycle (Smith & Topin 2018): cosine up from lr/div_factor to lr, then down to lr/div_factor/final_div_factor."""
+def _one_cycle(total_steps: int, lr0: float, pct_start: float = 0.3, div_factor: float = 25.0,
+               final_div_factor: float = 1e4) -> Factor:
+    """One-cycle (Smith & Topin 2018): cosine up from lr0/div_factor to lr0 by step
+    pct_start·T − 1, then down to lr0/div_factor/final_div_factor at step T − 1 (torch's phases)."""
     if not 0 < pct_start < 1:
         raise ValueError(f"pct_start must be in (0, 1), got {pct_start}")
-    max_lr = [g["lr"] for g in opt.param_groups]
-    return sched.OneCycleLR(opt, max_lr=max_lr, total_steps=total_steps, pct_start=pct_start,
-                            div_factor=div_factor, final_div_factor=final_div_factor,
-                            cycle_momentum=False)
+    _positive("div_factor", div_factor)
+    _positive("final_div_factor", final_div_factor)
+    start, end = 1.0 / div_factor, 1.0 / div_factor / final_div_factor
+    peak = float(pct_start * total_steps) - 1.0
+    last = float(total_steps - 1)
+
+    def f(t: int) -> float:
+        if t <= peak:
+            return _cos(start, 1.0, t / peak) if peak > 0 else 1.0
+        return _cos(1.0, end, min((t - peak) / (last - peak), 1.0))
+    return f
 
 
-def _spike(opt: torch.optim.Optimizer, total_steps: int, start: int, length: int,
-           factor: float) -> sched.LRScheduler:
-    """lr · factor for ``length`` steps from ``start``, lr elsewhere: a controlled instability
+def _spike(total_steps: int, lr0: float, start: int, length: int, factor: float) -> Factor:
+    """lr0 · factor for ``length`` steps from ``start``, lr0 elsewhere: a controlled instability
     (the loss spikes of large runs, Zhang et al. 2022) for testing recovery from divergence."""
     if start < 0 or length < 1 or factor <= 0:
         raise ValueError(f"spike needs start >= 0, length >= 1 and factor > 0; "
                          f"got start={start}, length={length}, factor={factor}")
     end = start + length
-    return sched.LambdaLR(opt, lambda t: factor if start <= t < end else 1.0)
+    return lambda t: factor if start <= t < end else 1.0
 
 
 SCHEDULES: dict[str, Builder] = {
@@ -152,7 +185,7 @@ def schedule_arguments(name: str) -> dict[str, bool]:
     if name not in SCHEDULES:
         raise ValueError(f"unknown schedule {name!r}; valid: {', '.join(SCHEDULES)}")
     params = inspect.signature(SCHEDULES[name]).parameters.values()
-    args = {p.name: p.default is inspect.Parameter.empty for p in params if p.name not in ("opt", "total_steps")}
+    args = {p.name: p.default is inspect.Parameter.empty for p in params if p.name not in ("total_steps", "lr0")}
     return {**args, **{w: False for w in WARMUP_ARGS}}
 
 
@@ -191,9 +224,9 @@ def to_steps(spec: dict[str, Any], steps_per_epoch: int | None = None) -> dict[s
     return spec
 
 
-def make_schedule(opt: torch.optim.Optimizer, spec: dict[str, Any] | None, total_steps: int,
-                  steps_per_epoch: int | None = None) -> sched.LRScheduler:
-    """Scheduler for ``spec`` over ``total_steps`` optimizer steps (``None`` = constant)."""
+def _parse(spec: dict[str, Any] | None, total_steps: int,
+           steps_per_epoch: int | None) -> tuple[str, dict[str, Any], int, float]:
+    """Validate ``spec``; return its name, arguments, warm-up length and warm-up start factor."""
     spec = dict(spec or {"name": "constant"})
     name = spec.pop("name", None)
     if name not in SCHEDULES:
@@ -208,20 +241,44 @@ def make_schedule(opt: torch.optim.Optimizer, spec: dict[str, Any] | None, total
         what = f"unknown {unknown}" if unknown else f"missing {missing}"
         raise ValueError(f"bad arguments for schedule {name!r}: {what}; valid: {', '.join(valid)} "
                          f"(lengths also as <name>_epochs with steps_per_epoch)")
-    warmup = int(spec.pop("warmup_steps", 0))
+    warmup = spec.pop("warmup_steps", 0)
     warmup_start = float(spec.pop("warmup_start_factor", 1e-3))
-    if warmup < 0 or warmup >= total_steps:
-        raise ValueError(f"warmup_steps must be in [0, {total_steps}), got {warmup}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup < total_steps:
+        raise ValueError(f"warmup_steps must be an int in [0, {total_steps}), got {warmup!r}")
     if not 0 < warmup_start <= 1:
         raise ValueError(f"warmup_start_factor must be in (0, 1], got {warmup_start}")
-    main = SCHEDULES[name](opt, total_steps - warmup, **spec)
+    return name, spec, warmup, warmup_start
+
+
+def lr_factor(spec: dict[str, Any] | None, total_steps: int, steps_per_epoch: int | None = None,
+              lr0: float = 1.0) -> Factor:
+    """The pure function ``t -> lr(t) / lr0`` of ``spec`` over ``total_steps`` steps.
+
+    ``lr0`` is the group's initial rate, needed only by arguments given as absolute
+    rates (``eta_min``, ``base_lr``). With a warm-up of ``W`` steps, ``f(t)`` ramps
+    linearly from ``warmup_start_factor · g(0)`` to ``g(0)`` and then follows
+    ``g(t − W)``, where ``g`` is the schedule over the remaining ``T − W`` steps.
+    """
+    name, args, warmup, start = _parse(spec, total_steps, steps_per_epoch)
+    main = SCHEDULES[name](total_steps - warmup, lr0, **args)
     if warmup == 0:
         return main
-    ramp = sched.LinearLR(opt, start_factor=warmup_start, end_factor=1.0, total_iters=warmup)
-    if isinstance(main, sched.SequentialLR):  # SequentialLR does not nest: splice its phases in
-        phases, milestones = main._schedulers, [warmup + m for m in main._milestones]
-        return sched.SequentialLR(opt, [ramp, *phases], milestones=[warmup, *milestones])
-    return sched.SequentialLR(opt, [ramp, main], milestones=[warmup])
+    first = main(0)
+
+    def f(t: int) -> float:
+        if t < warmup:
+            return first * (start + (1.0 - start) * t / warmup)
+        return main(t - warmup)
+    return f
+
+
+def make_schedule(opt: torch.optim.Optimizer, spec: dict[str, Any] | None, total_steps: int,
+                  steps_per_epoch: int | None = None) -> sched.LambdaLR:
+    """``LambdaLR`` over ``opt`` running ``spec`` for ``total_steps`` steps (``None`` = constant)."""
+    _parse(spec, total_steps, steps_per_epoch)  # one clear error before anything is built
+    factors = [lr_factor(spec, total_steps, steps_per_epoch, lr0=g.get("initial_lr", g["lr"]))
+               for g in opt.param_groups]
+    return sched.LambdaLR(opt, factors)
 
 
 def linear_scaling(base_lr: float, batch_size: int, base_batch: int = 256) -> float:

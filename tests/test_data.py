@@ -106,3 +106,29 @@ def test_idx_reader_rejects_corrupt_files(tmp_path):
 def test_missing_idx_files_name_the_offline_alternatives(tmp_path):
     with pytest.raises(FileNotFoundError, match="mnist1d, mnist5k, digits"):
         make_datamodule("mnist", source_args={"folder": tmp_path})
+
+
+def test_standardized_test_inputs_stay_bounded_where_train_pixels_barely_vary():
+    """An MNIST border pixel lit in one training image must not explode in test images."""
+    from accel.data.transforms import standardize
+    rng = np.random.default_rng(0)
+    x_train = rng.uniform(0, 255, size=(500, 10)).astype(np.float32)
+    x_train[:, 0] = 0.0
+    x_train[3, 0] = 1.0            # near-zero spread: std ~0.045
+    x_train[:, 1] = 7.0            # no spread at all
+    x_test = rng.uniform(0, 255, size=(100, 10)).astype(np.float32)
+    tr, te = standardize(x_train, x_test)
+    assert np.abs(te).max() < 50, "a test pixel was divided by a near-zero training std"
+    assert np.allclose(tr[:, 2:].mean(0), 0, atol=1e-4) and np.allclose(tr[:, 2:].std(0), 1, atol=1e-3)
+    assert np.all(tr[:, 1] == 0)
+    with pytest.raises(ValueError, match="min_relative_std"):
+        standardize(x_train, x_test, min_relative_std=2.0)
+
+
+def test_split_is_stratified_and_reproducible():
+    from accel.data import sources
+    x, y, xt, yt = sources.digits(seed=0)
+    assert len(xt) == int(np.ceil(0.2 * (len(x) + len(xt))))  # scikit-learn rounds the test side up
+    share_tr, share_te = np.bincount(y) / len(y), np.bincount(yt) / len(yt)
+    assert np.abs(share_tr - share_te).max() < 0.01
+    assert np.array_equal(sources.digits(seed=0)[3], yt) and not np.array_equal(sources.digits(seed=1)[3], yt)

@@ -1,7 +1,6 @@
 """Dead-unit monitor: exact fractions on hand-made activations and networks."""
 import pytest
 import torch
-from torch import nn
 
 from accel.callbacks.dead_units import DeadUnitMonitor, dead_fractions, inactive_fraction
 from accel.data import TensorDataModule

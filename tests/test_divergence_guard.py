@@ -1,3 +1,5 @@
+from pathlib import Path
+
 """DivergenceGuard: recovery from a learning-rate spike, giving up, atomic snapshots, checkpoints."""
 import math
 
@@ -5,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.optim.lr_scheduler import LambdaLR, LinearLR, SequentialLR
 
 from accel.callbacks import divergence_guard as dg
+from accel.schedules import make_schedule
 from accel.callbacks.divergence_guard import DivergenceError, DivergenceGuard, save_atomic, scale_learning_rates
 from accel.data import TensorDataModule
 from accel.callbacks.history import StepHistory
@@ -50,7 +52,7 @@ def test_guard_recovers_and_records_interventions(tmp_path):
     assert first["new_lr"] == pytest.approx(0.1 * 0.1)
     assert list(events["lr_scale"]) == pytest.approx([0.1 ** (i + 1) for i in range(len(events))])
     # the run finished with a finite, low loss and finite weights
-    assert steps.frame()["step"].max() == 5 * 12
+    assert steps.frame()["step"].max() == 5 * 12 - 1  # updates 0..59
     assert np.isfinite(steps.frame()["loss"].iloc[-5:]).all()
     assert history["train_loss"].iloc[-1] < 0.5 and history["val_acc"].iloc[-1] > 0.8
     assert all(torch.isfinite(p).all() for p in module.parameters())
@@ -107,15 +109,13 @@ def test_bad_arguments_name_the_choices():
         DivergenceGuard(max_retries=-1)
 
 
-def test_scale_learning_rates_reaches_nested_schedulers():
+def test_scale_learning_rates_rescales_the_rest_of_the_schedule():
     p = nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=1.0)
-    warm = LinearLR(opt, start_factor=0.1, total_iters=2)
-    main = LambdaLR(opt, lambda s: 1.0)
-    seq = SequentialLR(opt, [warm, main], milestones=[2])
+    seq = make_schedule(opt, {"name": "constant", "warmup_steps": 2, "warmup_start_factor": 0.1}, 10)
     scale_learning_rates([opt], [seq], 0.5)
     assert opt.param_groups[0]["lr"] == pytest.approx(0.05) and opt.param_groups[0]["initial_lr"] == 0.5
-    assert warm.base_lrs == [0.5] and main.base_lrs == [0.5]
+    assert seq.base_lrs == [0.5]
     for _ in range(4):
         opt.step()
         seq.step()
@@ -128,7 +128,7 @@ def test_atomic_write_leaves_the_old_file_intact_when_writing_fails(tmp_path, mo
     before = path.read_bytes()
 
     def broken_save(obj, f):
-        f.write(b"half a checkpoint")  # some bytes reach the disk, then the writer dies
+        Path(f).write_bytes(b"half a checkpoint")  # some bytes reach the disk, then the writer dies
         raise OSError("disk full")
 
     monkeypatch.setattr(dg.torch, "save", broken_save)

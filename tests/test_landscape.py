@@ -1,5 +1,4 @@
 import pytest
-import pytorch_lightning as pl
 import torch
 from torch import nn
 

@@ -57,7 +57,8 @@ def test_step_history_records_every_step_with_its_learning_rate():
     steps = StepHistory()
     fit(module, _data(), 2, callbacks=[steps])
     frame = steps.frame()
-    assert list(frame["step"]) == list(range(1, 13))
+    assert list(frame["step"]) == list(range(12))  # update s carries step s (callbacks.base)
+    assert frame["lr"].iloc[0] == 0.1  # the rate update 0 used: the schedule's start
     assert frame["lr"].iloc[0] > frame["lr"].iloc[-1]
     assert frame["loss"].notna().all()
 

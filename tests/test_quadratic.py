@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from accel.experiments import logistic
-from accel.experiments.quadratic import (METHODS, condition_number, count_iterations, gd_iterations, heavy_ball_parameters,
+from accel.experiments.quadratic import (condition_number, count_iterations, gd_iterations, heavy_ball_parameters,
                              iterate, jacobi_preconditioner, least_squares, loglog_slope, make_quadratic,
                              method_settings, preconditioned_kappa, race_to_target)
 

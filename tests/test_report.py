@@ -5,7 +5,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from accel.repro.cli import main
 from accel.repro.report import claims_table, find_records, render, write_report
-from accel.repro.results import Results, write_json_atomic
+from accel.atomic import write_json_atomic
+from accel.repro.results import Results
 from accel.repro import claims
 
 

@@ -39,7 +39,7 @@ def test_callback_records_every_parameter_each_step():
     monitor = StepSizeMonitor()
     fit(Classifier(net, {"name": "sgd", "lr": 0.5}), dm, 2, callbacks=[monitor])
     df = monitor.frame()
-    assert len(df) == 8 * 4 and sorted(df.step.unique()) == list(range(1, 9))
+    assert len(df) == 8 * 4 and sorted(df.step.unique()) == list(range(8))
     assert set(df.param) == {"net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias"}
     # plain SGD: |Δθ| = lr |g| element-wise, so the ratio is 1
     assert np.allclose(df.ratio, 1.0, rtol=1e-5) and (df.lr == 0.5).all()

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from accel.repro.cli import main
-from accel.repro.results import write_json_atomic
+from accel.atomic import write_json_atomic
 from accel.repro.grid import Run, load_grid_file, merge_grids, parse_grid, run_id, split_values
 from accel.repro.sweep import plan
 from accel.repro.sweep_table import collect, summary_figure

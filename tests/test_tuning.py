@@ -61,6 +61,6 @@ def test_holdout_never_validates_on_the_test_set():
     tune_dm, test_dm = holdout("digits", 32, fraction=0.25, train_size=500)
     assert len(tune_dm.x_train) == 500
     assert (tune_dm.x_train == test_dm.x_train).all()
-    assert len(tune_dm.x_test) == round(0.25 * 1438) and len(test_dm.x_test) == 359
+    assert len(tune_dm.x_test) == round(0.25 * 1437) and len(test_dm.x_test) == 360
     with pytest.raises(ValueError, match="fraction"):
         holdout("digits", fraction=1.0)

@@ -15,11 +15,11 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from ..checks import positive_int
+from .base import Monitor, updates_applied
 from ..hessian import top_eigenvalue
 
 
-class TopHessianEigenvalue(pl.Callback):
+class TopHessianEigenvalue(Monitor):
     """Every ``every`` optimizer steps (and before the first), the top Hessian eigenvalue.
 
     Measured on a fixed ``batch`` (e.g. the full training subset under full-batch GD),
@@ -30,25 +30,25 @@ class TopHessianEigenvalue(pl.Callback):
     for networks without dropout or batch norm).
     """
 
+    columns = ("step", "eigenvalue", "lr", "two_over_lr", "threshold")
+
     def __init__(self, every: int = 10, batch: tuple[torch.Tensor, torch.Tensor] | None = None,
                  loss_fn: Callable = F.cross_entropy, method: str = "lanczos", tol: float = 1e-3, seed: int = 0):
-        positive_int("every", every)
+        super().__init__(every)
         if method not in ("lanczos", "power"):
             raise ValueError(f"unknown method {method!r}; valid: lanczos, power")
-        self.every, self.batch, self.loss_fn = every, batch, loss_fn
+        self.batch, self.loss_fn = batch, loss_fn
         self.method, self.tol, self.seed = method, tol, seed
-        self.rows: list[dict[str, float]] = []
 
     def _measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any) -> None:
         x, y = self.batch if self.batch is not None else batch
         x, y = x.to(pl_module.device), y.to(pl_module.device)
-        step = trainer.global_step
+        step = updates_applied(trainer)
         eig = top_eigenvalue(pl_module, self.loss_fn, (x, y), method=self.method, tol=self.tol,
                              seed=self.seed + step)
         group = trainer.optimizers[0].param_groups[0]
         lr, momentum = float(group["lr"]), float(group.get("momentum", 0.0) or 0.0)
-        self.rows.append({"step": step, "eigenvalue": eig, "lr": lr, "two_over_lr": 2.0 / lr,
-                          "threshold": (2.0 + 2.0 * momentum) / lr})
+        self.record(step, eigenvalue=eig, lr=lr, two_over_lr=2.0 / lr, threshold=(2.0 + 2.0 * momentum) / lr)
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
@@ -57,11 +57,8 @@ class TopHessianEigenvalue(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
-        if trainer.global_step % self.every == 0:
+        if self.due(updates_applied(trainer)):
             self._measure(trainer, pl_module, batch)
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=["step", "eigenvalue", "lr", "two_over_lr", "threshold"])
 
 
 def edge_of_stability(frame: pd.DataFrame, reach: float = 0.9) -> dict[str, float]:

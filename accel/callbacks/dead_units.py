@@ -17,7 +17,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from ..checks import positive_int
+from .base import Monitor, updates_applied
 
 ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU)
 
@@ -51,37 +51,35 @@ def dead_fractions(model: nn.Module, x: torch.Tensor,
     return pd.DataFrame(rows, columns=["layer", "name", "dead"])
 
 
-class DeadUnitMonitor(pl.Callback):
+class DeadUnitMonitor(Monitor):
     """Every ``every`` steps (and before the first), the dead fraction per layer on ``probe``.
 
     ``probe`` is a fixed input batch (e.g. the first 512 training samples), moved to the
     module's device. Rows: step, layer, name, dead.
     """
 
+    columns = ("step", "layer", "name", "dead")
+
     def __init__(self, probe: torch.Tensor, every: int = 20,
                  activation_types: tuple[type[nn.Module], ...] = ACTIVATION_TYPES):
-        positive_int("every", every)
-        self.probe, self.every, self.activation_types = probe, every, activation_types
-        self.rows: list[dict[str, Any]] = []
+        super().__init__(every)
+        self.probe, self.activation_types = probe, activation_types
 
     def _measure(self, step: int, pl_module: pl.LightningModule) -> None:
         table = dead_fractions(pl_module, self.probe.to(pl_module.device), self.activation_types)
-        self.rows += table.assign(step=step).to_dict("records")
+        self.record_table(step, table)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._measure(trainer.global_step, pl_module)
+        self._measure(updates_applied(trainer), pl_module)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
-        if trainer.global_step % self.every == 0:
-            self._measure(trainer.global_step, pl_module)
+        if self.due(updates_applied(trainer)):
+            self._measure(updates_applied(trainer), pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self.rows or self.rows[-1]["step"] != trainer.global_step:
-            self._measure(trainer.global_step, pl_module)
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=["step", "layer", "name", "dead"])
+        if not self.rows or self.rows[-1]["step"] != updates_applied(trainer):
+            self._measure(updates_applied(trainer), pl_module)
 
     def final(self) -> pd.DataFrame:
         """The last measurement, one row per layer."""

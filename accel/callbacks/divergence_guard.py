@@ -37,12 +37,14 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 
+from ..atomic import atomic_path
+
 log = logging.getLogger(__name__)
 
 RULES = ("median", "ema")
 # Keys of an optimizer's param_groups and attributes of schedulers holding learning rates.
 _GROUP_LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
-_SCHEDULER_LR_ATTRS = ("base_lrs", "max_lrs", "min_lrs", "_last_lr")
+_SCHEDULER_LR_ATTRS = ("base_lrs", "max_lrs", "min_lrs")
 
 
 class DivergenceError(RuntimeError):
@@ -55,48 +57,28 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
     ``os.replace`` is atomic on POSIX and Windows, so a reader (or a crash) never sees
     a half-written file: ``path`` holds either the old snapshot or the new one.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
 
 
 def scale_learning_rates(optimizers: list[torch.optim.Optimizer], schedulers: list[Any], factor: float) -> None:
     """Multiply every learning rate an optimizer or scheduler holds by ``factor``.
 
     Param groups' ``lr``/``initial_lr``/``max_lr``/``min_lr``, and schedulers'
-    ``base_lrs``/``max_lrs``/``min_lrs`` (recursively through ``SequentialLR`` and
-    ``ChainedScheduler``): closed-form schedules recompute the rate from those.
+    ``base_lrs``/``max_lrs``/``min_lrs``: `accel`'s schedules are ``LambdaLR`` factors
+    of ``base_lrs``, so scaling those rescales the rest of the schedule.
     """
     for opt in optimizers:
         for group in opt.param_groups:
             for key in _GROUP_LR_KEYS:
                 if isinstance(group.get(key), (int, float)):
                     group[key] = group[key] * factor
-    seen: set[int] = set()
-
-    def scale(s: Any) -> None:
-        if id(s) in seen:
-            return
-        seen.add(id(s))
+    for s in {id(s): s for s in schedulers}.values():
         for attr in _SCHEDULER_LR_ATTRS:
             values = getattr(s, attr, None)
             if isinstance(values, list) and all(isinstance(v, (int, float)) for v in values):
                 setattr(s, attr, [v * factor for v in values])
-        for sub in getattr(s, "_schedulers", []) or []:
-            scale(sub)
-
-    for s in schedulers:
-        scale(s)
 
 
 class DivergenceGuard(pl.Callback):

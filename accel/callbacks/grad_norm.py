@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from ..checks import positive_int
+from .base import Monitor, update_index
 
 LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
@@ -43,7 +43,7 @@ def layer_grad_norms(model: nn.Module, layer_types: tuple[type[nn.Module], ...] 
     return pd.DataFrame(rows, columns=["layer", "name", "grad_norm", "weight_norm"])
 
 
-class GradNormMonitor(pl.Callback):
+class GradNormMonitor(Monitor):
     """Record per-layer gradient norms every ``every`` steps and total norms every step.
 
     ``layers`` rows: step, layer, name, grad_norm, weight_norm (pre-clipping).
@@ -53,19 +53,17 @@ class GradNormMonitor(pl.Callback):
 
     def __init__(self, every: int = 10, layer_types: tuple[type[nn.Module], ...] = LAYER_TYPES,
                  rtol: float = 1e-4):
-        positive_int("every", every)
-        self.every, self.layer_types, self.rtol = every, layer_types, rtol
-        self.layer_rows: list[dict[str, Any]] = []
+        super().__init__(every)
+        self.layer_types, self.rtol = layer_types, rtol
         self.step_rows: list[dict[str, Any]] = []
         self._before: float | None = None
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                                  optimizer: torch.optim.Optimizer) -> None:
-        step = trainer.global_step
+        step = update_index(trainer, after_update=False)
         self._before = total_grad_norm(pl_module.parameters())
-        if step % self.every == 0:
-            table = layer_grad_norms(pl_module, self.layer_types)
-            self.layer_rows += table.assign(step=step).to_dict("records")
+        if self.due(step):
+            self.record_table(step, layer_grad_norms(pl_module, self.layer_types))
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
@@ -73,13 +71,16 @@ class GradNormMonitor(pl.Callback):
             return
         after = total_grad_norm(pl_module.parameters())
         before = self._before
-        self.step_rows.append({"step": trainer.global_step - 1, "norm_before": before, "norm_after": after,
+        self.step_rows.append({"step": update_index(trainer, after_update=True), "norm_before": before,
+                               "norm_after": after,
                                "clipped": bool(after < before * (1 - self.rtol))})
         self._before = None
 
+    columns = ("step", "layer", "name", "grad_norm", "weight_norm")
+
     @property
     def layers(self) -> pd.DataFrame:
-        return pd.DataFrame(self.layer_rows, columns=["step", "layer", "name", "grad_norm", "weight_norm"])
+        return self.frame()
 
     @property
     def steps(self) -> pd.DataFrame:
@@ -88,3 +89,10 @@ class GradNormMonitor(pl.Callback):
     def clipped_fraction(self) -> float:
         """Fraction of optimizer steps on which clipping reduced the gradient norm."""
         return float(self.steps["clipped"].mean()) if self.step_rows else float("nan")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "step_rows": list(self.step_rows)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.step_rows = list(state_dict.get("step_rows", []))

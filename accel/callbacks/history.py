@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytorch_lightning as pl
 
-from ..checks import positive_int
+from .base import Monitor, update_index
 
 
 class History(pl.Callback):
@@ -28,27 +28,29 @@ class History(pl.Callback):
         return pd.DataFrame(self.rows)
 
 
-class StepHistory(pl.Callback):
-    """Training loss and learning rate every ``every`` optimizer steps, for curves finer than epochs.
+class StepHistory(Monitor):
+    """Training loss and learning rate of update ``step`` every ``every`` updates, for curves
+    finer than epochs (``step`` as in :mod:`accel.callbacks.base`: the loss of the batch
+    and the rate that update ``s`` used carry ``step = s``).
 
     Reads the loss a ``training_step`` returned (a tensor or a dict with ``"loss"``);
     a non-finite loss is recorded as NaN/inf so divergence shows up in the curve.
     """
 
+    columns = ("step", "epoch", "loss", "lr")
+
     def __init__(self, every: int = 1) -> None:
-        positive_int("every", every)
-        self.every = every
-        self.rows: list[dict[str, float]] = []
+        super().__init__(every)
+        self._lr = float("nan")
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
+        self._lr = float(trainer.optimizers[0].param_groups[0]["lr"]) if trainer.optimizers else float("nan")
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
-        step = trainer.global_step
-        if step % self.every:
+        step = update_index(trainer, after_update=True)
+        if not self.due(step):
             return
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
-        self.rows.append({"step": step, "epoch": trainer.current_epoch + 1,
-                          "loss": float(loss) if loss is not None else float("nan"), "lr": float(lr)})
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows)
+        self.record(step, epoch=trainer.current_epoch + 1,
+                    loss=float(loss) if loss is not None else float("nan"), lr=self._lr)

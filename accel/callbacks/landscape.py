@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import positive_int
+from .base import Monitor, update_index
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 
@@ -99,7 +99,7 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
                                     beta=("ratio", "max")).reset_index()
 
 
-class LandscapeProbe(pl.Callback):
+class LandscapeProbe(Monitor):
     """Probe the landscape along the gradient every ``every`` steps (before the step is taken).
 
     ``lr`` defaults to the first optimizer's current learning rate; ``loss_fn(module, batch)``
@@ -108,23 +108,19 @@ class LandscapeProbe(pl.Callback):
 
     def __init__(self, every: int = 10, multipliers: Sequence[float] = (0.5, 1, 2, 4),
                  lr: float | None = None, loss_fn: LossFn = cross_entropy_loss):
-        positive_int("every", every)
-        self.every, self.multipliers, self.lr, self.loss_fn = every, tuple(multipliers), lr, loss_fn
-        self.rows: list[dict[str, float]] = []
+        super().__init__(every)
+        self.multipliers, self.lr, self.loss_fn = tuple(multipliers), lr, loss_fn
         self._last_step = -1
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
-        step = trainer.global_step
-        if step % self.every or step == self._last_step:
+        step = update_index(trainer, after_update=False)
+        if not self.due(step) or step == self._last_step:
             return
         self._last_step = step
         lr = self.lr if self.lr is not None else trainer.optimizers[0].param_groups[0]["lr"]
         for row in probe_landscape(pl_module, batch, lr, self.multipliers, self.loss_fn):
-            self.rows.append({"step": step, **row})
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows)
+            self.record(step, **row)
 
     def summary(self) -> pd.DataFrame:
         return summarize(self.frame())

@@ -19,11 +19,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytorch_lightning as pl
 import torch
 
-from ..checks import positive_int
+from .base import Monitor, update_index
 
 
 def step_sizes(before: torch.Tensor, after: torch.Tensor, grad: torch.Tensor, lr: float,
@@ -38,17 +37,19 @@ def step_sizes(before: torch.Tensor, after: torch.Tensor, grad: torch.Tensor, lr
     return {"delta": float(delta.mean()), "ratio": ratio}
 
 
-class StepSizeMonitor(pl.Callback):
+class StepSizeMonitor(Monitor):
     """Rows ``step, param, lr, delta, ratio`` every ``every`` optimizer steps.
 
     Copies each parameter and its gradient just before ``optimizer.step()`` and compares
     after the batch ends. ``params`` restricts it to named parameters (all by default).
+    Update ``s`` is recorded as ``step = s`` (:mod:`accel.callbacks.base`).
     """
 
+    columns = ("step", "param", "lr", "delta", "ratio")
+
     def __init__(self, every: int = 1, params: list[str] | None = None) -> None:
-        positive_int("every", every)
-        self.every, self.params = every, params
-        self.rows: list[dict[str, Any]] = []
+        super().__init__(every)
+        self.params = params
         self._pending: dict[str, tuple[torch.Tensor, torch.Tensor, float]] = {}
 
     def _selected(self, pl_module: pl.LightningModule) -> list[tuple[str, torch.nn.Parameter]]:
@@ -63,7 +64,7 @@ class StepSizeMonitor(pl.Callback):
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                                  optimizer: torch.optim.Optimizer) -> None:
         self._pending = {}
-        if trainer.global_step % self.every:
+        if not self.due(update_index(trainer, after_update=False)):
             return
         lrs = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
         for name, p in self._selected(pl_module):
@@ -76,9 +77,6 @@ class StepSizeMonitor(pl.Callback):
             return
         params = dict(pl_module.named_parameters())
         for name, (before, grad, lr) in self._pending.items():
-            self.rows.append({"step": trainer.global_step, "param": name, "lr": lr,
-                              **step_sizes(before, params[name], grad, lr)})
+            self.record(update_index(trainer, after_update=True), param=name, lr=lr,
+                        **step_sizes(before, params[name], grad, lr))
         self._pending = {}
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=["step", "param", "lr", "delta", "ratio"])

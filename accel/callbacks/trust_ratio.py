@@ -15,14 +15,13 @@ gradient clipping (Lightning 2.x calls this hook first), i.e. the gradient LARS 
 """
 from __future__ import annotations
 
-from typing import Any
 
 import pandas as pd
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from ..checks import positive_int
+from .base import Monitor, update_index
 
 COLUMNS = ["step", "layer", "name", "shape", "weight_norm", "grad_norm", "ratio", "lars_lr", "lr"]
 
@@ -65,7 +64,7 @@ def trust_ratio_table(model: nn.Module, optimizer: torch.optim.Optimizer | None 
     return pd.DataFrame(rows, columns=COLUMNS[1:])
 
 
-class TrustRatioMonitor(pl.Callback):
+class TrustRatioMonitor(Monitor):
     """Every ``every`` optimizer steps, record per layer ‖w‖, ‖∇w‖, ‖w‖/‖∇w‖ and the LARS
     local learning rate η‖w‖/(‖∇w‖ + β‖w‖) (rows of :func:`trust_ratio_table` plus ``step``).
 
@@ -73,24 +72,22 @@ class TrustRatioMonitor(pl.Callback):
     ``lr`` is the group's current global rate γ (LARS steps by γ·λ). ``frame()`` returns the rows.
     """
 
+    columns = COLUMNS
+
     def __init__(self, every: int = 10, trust_coefficient: float = 1e-3, weight_decay: float = 0.0,
                  min_ndim: int = 2):
-        positive_int("every", every)
+        super().__init__(every)
         if trust_coefficient <= 0 or weight_decay < 0:
             raise ValueError(f"trust_coefficient must be > 0 and weight_decay >= 0, "
                              f"got {trust_coefficient!r} and {weight_decay!r}")
-        self.every, self.min_ndim = every, min_ndim
+        self.min_ndim = min_ndim
         self.trust_coefficient, self.weight_decay = trust_coefficient, weight_decay
-        self.rows: list[dict[str, Any]] = []
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                                  optimizer: torch.optim.Optimizer) -> None:
-        step = trainer.global_step
-        if step % self.every:
+        step = update_index(trainer, after_update=False)
+        if not self.due(step):
             return
         table = trust_ratio_table(pl_module, optimizer, trust_coefficient=self.trust_coefficient,
                                   weight_decay=self.weight_decay, min_ndim=self.min_ndim)
-        self.rows += table.assign(step=step).to_dict("records")
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=COLUMNS)
+        self.record_table(step, table)

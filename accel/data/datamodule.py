@@ -1,14 +1,13 @@
 """LightningDataModules over in-memory tensors."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from . import sources
+from . import sources, transforms
 from ..device import default_device
 from .loader import TensorBatchLoader, check_batch_size
 
@@ -25,8 +24,8 @@ class TensorDataModule(pl.LightningDataModule):
     """Train and test tensors held in memory (on ``device``), served by :class:`TensorBatchLoader`.
 
     ``standardize`` centres and scales every feature with the training set's statistics
-    (LeCun et al. 1998, "Efficient BackProp"); off by default because several chapters
-    study what happens without it.
+    (:func:`accel.data.transforms.standardize`; LeCun et al. 1998, "Efficient BackProp");
+    off by default because several chapters study what happens without it.
     """
 
     def __init__(self, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
@@ -37,8 +36,7 @@ class TensorDataModule(pl.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.seed, self.drop_last = seed, drop_last
         if standardize:
-            mean, std = x_train.mean(0), x_train.std(0) + 1e-8
-            x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
+            x_train, x_test = transforms.standardize(x_train, x_test)
         dev = torch.device(device) if device is not None else default_device()
         self.x_train = torch.as_tensor(x_train, dtype=torch.float32, device=dev)
         self.y_train = torch.as_tensor(y_train, device=dev)

@@ -7,10 +7,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import atomic_path
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 OFFLINE_SETS = ("mnist1d", "mnist5k", "digits")
@@ -40,10 +41,8 @@ def mnist1d(num_samples: int = 5000, seed: int = 42, cache_dir: Path | None = DA
     out = (d["x"].astype(np.float32), d["y"].astype(np.int64),
            d["x_test"].astype(np.float32), d["y_test"].astype(np.int64))
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, x=out[0], y=out[1], x_test=out[2], y_test=out[3])
-        tmp.replace(cache)
+        with atomic_path(cache) as tmp:
+            np.savez(tmp, x=out[0], y=out[1], x_test=out[2], y_test=out[3])
     return out
 
 
@@ -104,9 +103,10 @@ def idx_mnist(folder: Path) -> Arrays:
 
 
 def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int) -> Arrays:
+    """A stratified split (every class in proportion on both sides), shuffled by ``seed``."""
+    from sklearn.model_selection import train_test_split
+
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    order = np.random.default_rng(seed).permutation(len(x))
-    n_test = int(round(len(x) * test_fraction))
-    te, tr = order[:n_test], order[n_test:]
-    return x[tr], y[tr], x[te], y[te]
+    xtr, xte, ytr, yte = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
+    return xtr, ytr, xte, yte

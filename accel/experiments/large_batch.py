@@ -25,7 +25,6 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
-import torch
 from pytorch_lightning.callbacks import EarlyStopping
 
 from ..module import Classifier

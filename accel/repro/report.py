@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from ..atomic import write_text_atomic
 from .claims import FAILED, HELD, INCONCLUSIVE
 from .results import load
 
@@ -138,9 +139,4 @@ def render(records: list[dict[str, Any]], chapter_dir: str = "../notebooks") -> 
 
 def write_report(records_dir: str | Path, out: str | Path, chapter_dir: str = "../notebooks") -> Path:
     """Render the records under ``records_dir`` into ``out`` (written atomically)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_text(render(find_records(records_dir), chapter_dir))
-    os.replace(tmp, out)
-    return out
+    return write_text_atomic(out, render(find_records(records_dir), chapter_dir))

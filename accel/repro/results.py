@@ -15,8 +15,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from ..atomic import write_json_atomic
 from .claims import Claim, _jsonable
 
 RESULTS_ENV = "ACCEL_RESULTS_PATH"
@@ -45,15 +47,29 @@ class Results:
         self.claims: list[Claim] = []
         self._start = time.perf_counter()
 
-    def metric(self, name: str, value: Any) -> Any:
+    def metric(self, name: str, value: Any, *, glue: bool = True) -> Any:
+        """Record ``value`` under ``name`` and glue it for the prose (``{glue:text}`name:.3f```)."""
+        if name in self.metrics and _jsonable(self.metrics[name]) != _jsonable(value):
+            raise ValueError(f"metric {name!r} recorded twice with different values "
+                             f"({self.metrics[name]!r}, then {value!r})")
         self.metrics[name] = value
+        if glue:
+            _glue(name, value)
         return value
 
+    def metrics_from(self, prefix: str, values: dict[str, Any], *, glue: bool = True) -> None:
+        """Record every entry of ``values`` as ``<prefix>.<key>`` (a table's worth of numbers)."""
+        for key, value in values.items():
+            self.metric(f"{prefix}.{key}" if prefix else str(key), value, glue=glue)
+
     def claim(self, claim: Claim) -> Claim:
+        """Record ``claim``; its measured value and verdict are glued as ``<id>.measured``, ``<id>.verdict``."""
         if any(c.id == claim.id for c in self.claims):
             raise ValueError(f"claim id {claim.id!r} recorded twice")
         claim.chapter = self.notebook
         self.claims.append(claim)
+        _glue(f"{claim.id}.measured", claim.measured)
+        _glue(f"{claim.id}.verdict", claim.verdict)
         return claim
 
     def verdict_table(self) -> pd.DataFrame:
@@ -82,11 +98,20 @@ class Results:
         return target
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    os.replace(tmp, path)
+def _glue(name: str, value: Any) -> None:
+    """Glue a scalar for the book's prose when running inside a kernel (no-op elsewhere)."""
+    if isinstance(value, (np.generic,)):
+        value = value.item()
+    if not isinstance(value, (int, float, str, bool)):
+        return
+    try:
+        from IPython import get_ipython
+        if get_ipython() is None:
+            return
+        from myst_nb import glue
+    except ImportError:
+        return
+    glue(name, value, display=False)
 
 
 def load(path: str | os.PathLike) -> dict[str, Any]:

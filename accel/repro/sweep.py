@@ -30,7 +30,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from .grid import Run, expand, run_id
-from .results import write_json_atomic
+from ..atomic import write_json_atomic
 from .runner import check_parameters, notebook_parameters
 from .sweep_table import _write_csv, claims_table, collect, summary_figure
 

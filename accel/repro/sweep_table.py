@@ -8,6 +8,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from ..atomic import atomic_path
 from .grid import Run
 from .results import load
 
@@ -105,15 +106,12 @@ def summary_figure(table: pd.DataFrame, metric: str, swept: Sequence[str], path:
     if hue:
         ax.legend(title=", ".join(hue_cols), fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    return Path(path)
 
 
 def _write_csv(table: pd.DataFrame, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
     return path
