@@ -1,8 +1,10 @@
 """Every chapter executes end to end under profile=smoke and writes a sound results record."""
+import nbformat
 import pytest
 
 from accel.repro.book import toc_notebooks
 from accel.repro.claims import VERDICTS
+from accel.repro.notebook import glue_references, glued_names, read_notebook
 from accel.repro.results import load
 from accel.repro.runner import run_notebook
 from conftest import ROOT
@@ -18,3 +20,5 @@ def test_notebook_smoke(notebook, tmp_path):
         assert claim["verdict"] in VERDICTS
         assert claim["source"] and claim["criterion"] and claim["statement"]
     assert rec["metrics"]
+    missing = glue_references(read_notebook(notebook)) - glued_names(nbformat.read(out.executed, as_version=4))
+    assert not missing, f"the prose refers to values the notebook never glued: {sorted(missing)}"

@@ -7,6 +7,7 @@ notebooks, a reader's own).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +50,29 @@ def parameters_cell(nb: Any, name: str = "notebook") -> str:
 def code_source(nb: Any) -> str:
     """Every code cell's source, in order: what an execution depends on (not the prose)."""
     return "\n# ---- cell\n".join(c.source for c in nb.cells if c.cell_type == "code")
+
+
+_GLUE_ROLE = re.compile(r"\{glue(?::[a-z]+)?\}`([^`]+)`")
+_GLUE_DIRECTIVE = re.compile(r"^[`:]{3,}\{glue(?::[a-z]+)?\}\s+(\S+)", re.M)
+
+
+def glue_references(nb: Any) -> set[str]:
+    """The glue keys the notebook's Markdown cells refer to (roles and directives)."""
+    keys = set()
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        keys |= {m.rsplit(":", 1)[0] if ":" in m else m for m in _GLUE_ROLE.findall(cell.source)}
+        keys |= set(_GLUE_DIRECTIVE.findall(cell.source))
+    return keys
+
+
+def glued_names(executed: Any) -> set[str]:
+    """The keys an executed notebook glued (``myst_nb.glue`` writes them into output metadata)."""
+    names = set()
+    for cell in executed.cells:
+        for out in cell.get("outputs", []):
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name:
+                names.add(name)
+    return names
