@@ -19,7 +19,7 @@ import yaml
 
 from .notebook import NOTEBOOK_SUFFIXES
 from .profiles import check_profile
-from .report import write_report
+from .render import finish_stage, prepare_for_book
 from .runner import run_notebook
 
 SOURCES = ("_config.yml", "_toc.yml", "book")
@@ -53,6 +53,18 @@ def _is_notebook(path: Path) -> bool:
     return path.suffix == ".ipynb" or "jupytext:" in path.read_text().split("\n---", 1)[0]
 
 
+def _prepare(executed: Path, record: Path, source: Path) -> None:
+    """Rewrite an executed chapter as the book shows it (:func:`accel.repro.render.prepare_for_book`)."""
+    import nbformat
+
+    from ..atomic import atomic_path
+    from .results import load
+
+    nb = prepare_for_book(nbformat.read(executed, as_version=4), load(record), source)
+    with atomic_path(executed) as tmp:
+        nbformat.write(nb, tmp)
+
+
 def check_can_run(profile: str) -> None:
     """The ``full`` profile is sized for one GPU; on a CPU it would run for hours."""
     check_profile(profile)
@@ -80,9 +92,10 @@ def build(root: Path = Path("."), profile: str = "cpu", out: Path | None = None,
         rel = nb.relative_to(root)
         start = time.perf_counter()
         print(f"[accel book] executing {rel} (profile {profile})", flush=True)
-        run_notebook(nb, stage / rel.parent, params, profile=profile)
+        out = run_notebook(nb, stage / rel.parent, params, profile=profile)
+        _prepare(out.executed, out.results, nb)
         print(f"[accel book] {rel} done in {time.perf_counter() - start:.0f} s", flush=True)
-    write_report(stage / "notebooks", stage / "book" / "report.md")
+    finish_stage(stage, stage / "notebooks")
     if html:
         # jupyter-book writes to <path-output>/_build/html
         path_output = build_dir.parent if build_dir.name == "_build" else build_dir

@@ -1,0 +1,112 @@
+"""Publishing a chapter's figures and tables: checked for content, glued for numbered captions.
+
+A chapter draws with seaborn, then calls :func:`publish` (a figure) or
+:func:`publish_table` (a DataFrame). Both refuse what a reader could not use: a figure
+with an axis that shows no data, a table with no rows. Published objects are glued
+under their name, so the prose places them as numbered, captioned figures::
+
+    ```{glue:figure} fig-depth-std
+    :name: fig-depth-std
+    :alt: Standard deviation of activations against layer, one line per scheme.
+
+    Signal scale through depth ...
+    ```
+
+and refers to them with ``{numref}`fig-depth-std```.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+FIGURE_FORMAT = "svg"  # vector output: sharp at any zoom, small for line plots
+
+
+class EmptyEvidence(ValueError):
+    """A figure or table the chapter shows would carry no data."""
+
+
+def axes_without_data(fig: Any) -> list[str]:
+    """Titles (or positions) of the visible axes that plot nothing."""
+    empty = []
+    for i, ax in enumerate(fig.axes):
+        if not ax.get_visible() or ax.get_label() == "<colorbar>":
+            continue
+        has = any(_artist_has_data(a) for a in ax.get_children())
+        if not has:
+            empty.append(ax.get_title() or f"axes {i}")
+    return empty
+
+
+def _artist_has_data(artist: Any) -> bool:
+    from matplotlib.collections import Collection, PathCollection
+    from matplotlib.image import AxesImage
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Rectangle
+
+    if isinstance(artist, Line2D):
+        x, y = artist.get_data()
+        return len(x) > 0 and len(y) > 0
+    if isinstance(artist, PathCollection):  # scatter: the data are the offsets, not the marker path
+        return len(artist.get_offsets()) > 0
+    if isinstance(artist, Collection):
+        return any(len(path.vertices) > 0 for path in artist.get_paths())
+    if isinstance(artist, AxesImage):
+        return artist.get_array() is not None and artist.get_array().size > 0
+    if isinstance(artist, Rectangle):  # bars; the axes' own background patch has no label
+        return artist.get_height() != 0 and artist.get_label() != "" and artist.axes is not None \
+            and artist is not artist.axes.patch
+    return False
+
+
+def publish(name: str, fig: Any, *, display: bool = False) -> Any:
+    """Check ``fig`` has data on every visible axis, glue it as ``name`` and close it."""
+    import matplotlib.pyplot as plt
+
+    empty = axes_without_data(fig)
+    if empty:
+        plt.close(fig)
+        raise EmptyEvidence(f"figure {name!r} has axes with no data: {empty}; a verdict must be computed "
+                            f"from data the page shows")
+    _glue(name, fig, display)
+    plt.close(fig)
+    return fig
+
+
+def publish_table(name: str, table: pd.DataFrame, *, display: bool = False, formats: Any = None) -> Any:
+    """Check ``table`` has rows, glue it (no index column) as ``name``; return the styled table."""
+    if table is None or len(table) == 0:
+        raise EmptyEvidence(f"table {name!r} is empty; a verdict must be computed from data the page shows")
+    styled = table.style.hide(axis="index")
+    if formats is not None:
+        styled = styled.format(formats, na_rep="–")
+    _glue(name, styled, display)
+    return styled
+
+
+def _glue(name: str, value: Any, display: bool) -> None:
+    try:
+        from IPython import get_ipython
+        if get_ipython() is None:
+            return
+        from myst_nb import glue
+    except ImportError:
+        return
+    glue(name, value, display=display)
+
+
+def use_book_style() -> None:
+    """Figures readable at page width: seaborn's paper context, vector output, fonts >= 9 pt."""
+    import matplotlib as mpl
+    import seaborn as sns
+
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
+    mpl.rcParams.update({"figure.dpi": 110, "savefig.bbox": "tight", "legend.fontsize": 9,
+                         "axes.titlesize": 10, "axes.labelsize": 10, "xtick.labelsize": 9,
+                         "ytick.labelsize": 9})
+    try:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+        set_matplotlib_formats(FIGURE_FORMAT)
+    except ImportError:
+        pass
