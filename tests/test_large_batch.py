@@ -96,3 +96,31 @@ def test_steps_to_target_table_censors_runs_that_never_reach_it():
     assert t.loc[("a", 64), "steps"] == 50 and not t.loc[("a", 64), "reached"]   # censored at its budget
     fast = fastest_per_batch(t.reset_index())
     assert fast.loc[64, "recipe"] == "b" and fast.loc[64, "steps"] == 20 and fast.loc[32, "steps"] == 100
+
+
+def test_share_point_copies_one_recipes_baseline_to_the_others():
+    from accel.experiments.large_batch import share_point
+    runs = pd.DataFrame({"recipe": ["w", "w", "n"], "batch": [32, 64, 64], "seed": [0, 0, 0],
+                         "val_acc": [0.9, 0.8, 0.5]})
+    curves = pd.DataFrame({"recipe": ["w", "w", "n"], "batch": [32, 64, 64], "step": [10, 5, 5],
+                           "acc": [0.9, 0.8, 0.5]})
+    r, c = share_point(runs, curves, 32, "w", ["n", "l"])
+    assert r["recipe"].tolist() == ["w", "w", "n", "n", "l"] and r.index.tolist() == list(range(5))
+    assert r[r.batch == 32]["val_acc"].tolist() == [0.9] * 3 and len(runs) == 3   # input left alone
+    assert c[(c.batch == 32)]["recipe"].tolist() == ["w", "n", "l"]
+    with pytest.raises(ValueError, match="no runs of 'x'"):
+        share_point(runs, curves, 32, "x", ["n"])
+
+
+def test_doubling_efficiency_over_any_pair_of_batches():
+    from accel.experiments.large_batch import doubling_efficiency
+    s = pd.Series([800.0, 200.0, 200.0], index=[32, 128, 512])
+    assert doubling_efficiency(s, 32, 128) == pytest.approx(1.0)   # 4× batch, 4× fewer steps
+    assert doubling_efficiency(s, 128, 512) == pytest.approx(0.0)
+    assert doubling_efficiency(s, 32, 512) == pytest.approx(0.5)
+
+
+def test_ratio_spread_is_max_over_min_per_step():
+    from accel.experiments.large_batch import ratio_spread
+    ratios = pd.DataFrame({"step": [0, 0, 0, 1, 1], "ratio": [1.0, 4.0, 2.0, 3.0, 30.0]})
+    assert ratio_spread(ratios).to_dict() == {0: 4.0, 1: 10.0}

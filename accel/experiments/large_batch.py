@@ -185,3 +185,38 @@ def fastest_per_batch(table: pd.DataFrame) -> pd.DataFrame:
     g = table.groupby(["batch", "recipe"]).agg(steps=("steps", "mean"), reached=("reached", "all")).reset_index()
     g = g.sort_values(["batch", "reached", "steps"], ascending=[True, False, True])
     return g.groupby("batch").head(1).set_index("batch")
+
+
+def share_point(runs: pd.DataFrame, curves: pd.DataFrame, batch: int, source: str,
+                targets: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Copy ``source``'s runs and probe curves at ``batch`` to every recipe in ``targets``.
+
+    Recipes that differ only away from ``batch`` (at the baseline batch "no scaling",
+    "linear" and "linear + warm-up" are the same run but for the warm-up) share one
+    measured point there instead of training it again; the copies make that point part
+    of every recipe's curve for plotting and for steps-to-target. Copies are appended
+    after the measured rows, one target at a time.
+    """
+    point = runs[(runs.batch == batch) & (runs.recipe == source)]
+    point_curves = curves[(curves.batch == batch) & (curves.recipe == source)]
+    if point.empty:
+        raise ValueError(f"no runs of {source!r} at batch {batch} to share")
+    for name in targets:
+        runs = pd.concat([runs, point.assign(recipe=name)], ignore_index=True)
+        curves = pd.concat([curves, point_curves.assign(recipe=name)])
+    return runs, curves
+
+
+def doubling_efficiency(steps: pd.Series, small: int, large: int) -> float:
+    """log(S(small)/S(large)) / log(large/small) for steps-to-target ``steps`` indexed by
+    batch: 1 when the steps fall in proportion to the batch (perfect scaling), 0 when they
+    do not fall (Shallue et al. 2019); the per-doubling efficiency of
+    :func:`scaling_efficiency` over any pair of batch sizes."""
+    return np.log(steps.loc[small] / steps.loc[large]) / np.log(large / small)
+
+
+def ratio_spread(ratios: pd.DataFrame) -> pd.Series:
+    """Per step, the largest layer's ‖w‖/‖∇w‖ over the smallest's (rows of
+    :class:`accel.callbacks.TrustRatioMonitor`): the disparity between layers that
+    motivates LARS (You et al. 2017, Table 1)."""
+    return ratios.groupby("step")["ratio"].agg(lambda r: r.max() / r.min())
