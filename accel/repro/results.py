@@ -62,6 +62,11 @@ class Results:
         for key, value in values.items():
             self.metric(f"{prefix}.{key}" if prefix else str(key), value, glue=glue)
 
+    def glue(self, **values: Any) -> None:
+        """Glue values the prose quotes but the record need not keep (a batch size, a grid's size)."""
+        for name, value in values.items():
+            _glue(name, value)
+
     def claim(self, claim: Claim) -> Claim:
         """Record ``claim``; its measured value and verdict are glued as ``<id>.measured``, ``<id>.verdict``."""
         if any(c.id == claim.id for c in self.claims):
