@@ -40,4 +40,4 @@ def values(table: pd.DataFrame, column: str, **where: Any) -> np.ndarray:
 def last(table: pd.DataFrame, by: str | list[str] = "seed", order: str = "epoch") -> pd.DataFrame:
     """Each group's last row by ``order`` (the end of every run of a per-epoch history)."""
     keys = [by] if isinstance(by, str) else list(by)
-    return table.sort_values(order).groupby(keys, sort=False).tail(1)
+    return table.sort_values(order, kind="stable").groupby(keys, sort=False).tail(1)
