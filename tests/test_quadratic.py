@@ -141,3 +141,70 @@ def test_best_over_lrs_and_race():
     assert [r["optimizer"] for r in table] == ["sgd", "adam"] and len(tried) == 2
     with pytest.raises(ValueError, match="at least one"):
         best_over_lrs(build, ls.loss, {"name": "sgd"}, [], 0.0, 5)
+
+
+def test_iteration_counts_table():
+    from accel.experiments.quadratic import iteration_counts
+    kappas = [1.0, 10.0, 100.0]
+    table = iteration_counts(kappas, 1e-6, dim=2)
+    assert list(table.columns) == ["kappa", "method", "iterations", "converged"] and len(table) == 9
+    assert table.converged.all()
+    gd = table[table.method == "gd"].iterations.tolist()
+    assert gd == [gd_iterations(k, 1e-6) for k in kappas]  # 2-d: the count is the formula exactly
+    assert (table[table.method == "newton"].iterations == 1).all()
+    hb = table[table.method == "heavy_ball"].set_index("kappa").iterations
+    assert hb[100.0] < gd[-1] / 3
+    only_gd = iteration_counts([10.0], 1e-6, dim=4, methods=("gd",))
+    assert only_gd.method.tolist() == ["gd"]
+
+
+def test_preconditioning_table_jacobi_only_axis_aligned():
+    from accel.experiments.quadratic import PRECONDITIONERS, preconditioning_table
+    table = preconditioning_table(100.0, dim=10, tol=1e-6, seed=0)
+    assert len(table) == 6 and set(table.preconditioner) == set(PRECONDITIONERS)
+    t = table.set_index(["quadratic", "preconditioner"])
+    assert t.loc[("axis-aligned", "none (GD)"), "κ(P½HP½)"] == pytest.approx(100.0)
+    assert t.loc[("axis-aligned", "Jacobi diag(H)⁻¹"), "κ(P½HP½)"] == pytest.approx(1.0)
+    assert t.loc[("rotated", "Jacobi diag(H)⁻¹"), "κ(P½HP½)"] > 10
+    assert t.loc[("axis-aligned", "Jacobi diag(H)⁻¹"), "iterations"] == 1
+    assert t.loc[("rotated", "Jacobi diag(H)⁻¹"), "iterations"] > 10
+    assert (t.xs("Newton H⁻¹", level="preconditioner").iterations == 1).all()
+    # the rotation is the seed's: another seed, another rotated quadratic
+    other = preconditioning_table(100.0, dim=10, tol=1e-6, seed=1).set_index(["quadratic", "preconditioner"])
+    assert other.loc[("rotated", "Jacobi diag(H)⁻¹"), "κ(P½HP½)"] != t.loc[("rotated", "Jacobi diag(H)⁻¹"), "κ(P½HP½)"]
+
+
+def test_race_optimizers_seed_builds_the_same_network_every_time():
+    from accel.experiments.quadratic import race_optimizers
+    ls = least_squares(make_quadratic(10.0, dim=4), outputs=2)
+    built = []
+
+    def build():
+        model = torch.nn.Linear(4, 2, bias=False).double()
+        built.append(model.weight.detach().clone())
+        return model
+    l0 = float(ls.loss(ls.model(0, torch.float64)))
+    rows, tried = race_optimizers(build, ls.loss, {"sgd": [0.1, 0.01], "adam": [0.1]}, 1e-3 * l0, 50, seed=5)
+    assert len(built) == 3 and all(torch.equal(w, built[0]) for w in built)
+    torch.manual_seed(5)
+    assert torch.equal(torch.nn.Linear(4, 2, bias=False).double().weight, built[0])
+    built.clear()
+    race_optimizers(build, ls.loss, {"sgd": [0.1, 0.01]}, 1e-3 * l0, 50)  # no seed: the caller's business
+    assert not torch.equal(built[0], built[1])
+
+
+def test_logistic_preprocessing_race():
+    x, y = logistic.breast_cancer()
+    summary, curves = logistic.preprocessing_race(x, y, target=0.2, max_steps=60)
+    assert summary.inputs.tolist() == list(logistic.PREPROCESSING)
+    assert list(summary.columns) == ["inputs", "κ(H) at w=0", "steps to loss 0.2", "reached", "final loss"]
+    s = summary.set_index("inputs")
+    assert s.loc["whitened", "κ(H) at w=0"] == pytest.approx(1.0)
+    assert s.loc["raw", "κ(H) at w=0"] / s.loc["standardized", "κ(H) at w=0"] > 100
+    assert s.loc["standardized", "reached"] and not s.loc["raw", "reached"]
+    assert math.isnan(s.loc["raw", "steps to loss 0.2"])
+    for how, group in curves.groupby("inputs", sort=False):
+        n = s.loc[how, "steps to loss 0.2"]
+        assert len(group) == (int(n) + 1 if s.loc[how, "reached"] else 61)
+        assert group.step.tolist() == list(range(len(group)))
+        assert group.loss.iloc[-1] == s.loc[how, "final loss"]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -211,6 +212,46 @@ def count_iterations(q: Quadratic, method: str, *, tol: float = 1e-6, max_iter: 
     return iterate(q, tol=tol, max_iter=max_iter, record=record, **method_settings(q, method))
 
 
+def iteration_counts(kappas: Sequence[float], tol: float, dim: int = 10,
+                     methods: Sequence[str] = ("gd", "heavy_ball", "newton")) -> pd.DataFrame:
+    """Iterations each method needs on a ``dim``-d axis-aligned quadratic, per condition number.
+
+    One row per (κ, method): ``iterations`` and ``converged``. Each run may take ten times
+    GD's predicted count (plus 10), so a method slower than GD shows as not converged
+    rather than running forever. The scaling law of experiment 1 is read off this table.
+    """
+    rows = []
+    for kappa in kappas:
+        q = make_quadratic(float(kappa), dim=dim)
+        for method in methods:
+            trace = count_iterations(q, method, tol=tol, max_iter=10 * gd_iterations(kappa, tol) + 10)
+            rows.append({"kappa": kappa, "method": method, "iterations": trace.iterations,
+                         "converged": trace.converged})
+    return pd.DataFrame(rows)
+
+
+PRECONDITIONERS = {"none (GD)": "gd", "Jacobi diag(H)⁻¹": "jacobi", "Newton H⁻¹": "newton"}
+
+
+def preconditioning_table(kappa: float, dim: int, tol: float, seed: int = 0) -> pd.DataFrame:
+    """κ(P½HP½) and iterations of no, Jacobi and Newton preconditioning, axis-aligned and rotated.
+
+    The same spectrum is used twice, once in the coordinate axes and once after a random
+    rotation (``seed``): a diagonal preconditioner can undo the first, not the second
+    (LeCun et al. 1998, §5; Nocedal & Wright 2006). Each method runs with its best fixed
+    step (:func:`method_settings`); the preconditioner of plain GD is the identity.
+    """
+    rows = []
+    for rotated in (False, True):
+        q = make_quadratic(kappa, dim=dim, rotate=rotated, seed=seed)
+        for name, method in PRECONDITIONERS.items():
+            P = method_settings(q, method).get("preconditioner", torch.eye(dim, dtype=torch.float64))
+            trace = count_iterations(q, method, tol=tol)
+            rows.append({"quadratic": "rotated" if rotated else "axis-aligned", "preconditioner": name,
+                         "κ(P½HP½)": preconditioned_kappa(q.hessian, P), "iterations": trace.iterations})
+    return pd.DataFrame(rows)
+
+
 def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
     """Least-squares slope of log y against log x (the exponent of a power law)."""
     return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
@@ -316,12 +357,16 @@ def best_over_lrs(build: Callable[[], nn.Module], loss_fn: Callable[[nn.Module],
 
 def race_optimizers(build: Callable[[], nn.Module], loss_fn: Callable[[nn.Module], torch.Tensor],
                     grids: dict[str, Sequence[float]], target: float, max_steps: int,
-                    extra: dict[str, dict] | None = None) -> tuple[list[dict], list[dict]]:
+                    extra: dict[str, dict] | None = None, seed: int | None = None) -> tuple[list[dict], list[dict]]:
     """:func:`best_over_lrs` for every optimizer of ``grids`` (name -> learning rates).
 
     Returns one row per optimizer (best rate, reached, steps or NaN, ms per step) and
-    one row per rate tried. ``extra`` adds fixed arguments per optimizer.
+    one row per rate tried. ``extra`` adds fixed arguments per optimizer. With ``seed``,
+    ``torch.manual_seed(seed)`` runs before every ``build()``, so every optimizer and
+    rate starts from the same initial weights.
     """
+    if seed is not None:
+        build = _seeded(build, seed)
     rows, tried = [], []
     for name, lrs in grids.items():
         spec = {"name": name, **(extra or {}).get(name, {})}
@@ -331,3 +376,10 @@ def race_optimizers(build: Callable[[], nn.Module], loss_fn: Callable[[nn.Module
                      "ms per step": 1e3 * best.seconds_per_step})
         tried += [{"optimizer": name, **t} for t in table]
     return rows, tried
+
+
+def _seeded(build: Callable[[], nn.Module], seed: int) -> Callable[[], nn.Module]:
+    def seeded_build() -> nn.Module:
+        torch.manual_seed(seed)
+        return build()
+    return seeded_build
