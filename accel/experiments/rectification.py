@@ -80,3 +80,17 @@ def adaptive_lr_variance(n: int = 20000, steps: int = 2000, beta2: float = 0.999
     t = np.arange(1, steps + 1)
     r = rectification(t, beta2)
     return pd.DataFrame({"step": t, "rho": rho(t, beta2), "var_psi": var, "r": r, "var_rectified": r ** 2 * var})
+
+
+def variance_excess(mc: pd.DataFrame) -> dict[str, float]:
+    """Summary of :func:`adaptive_lr_variance` from the first rectified step (ρ_t > 5, where torch's
+    RAdam starts rectifying) on: ``t0`` that step, ``late`` the last step's Var[ψ], ``excess``
+    Var[ψ_t0] / late, and ``rectified_factor`` the largest factor (either way) between
+    Var[r_t ψ_t] and late over the rectified steps."""
+    late = mc.var_psi.iloc[-1]
+    rectified = mc[mc.rho > 5]
+    if rectified.empty:
+        raise ValueError("no step with rho_t > 5: run more steps")
+    worst = float(np.abs(np.log10(rectified.var_rectified / late)).max())
+    return {"excess": float(rectified.var_psi.iloc[0] / late), "rectified_factor": float(10 ** worst),
+            "t0": float(rectified.step.iloc[0]), "late": float(late)}

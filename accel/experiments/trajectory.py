@@ -66,3 +66,14 @@ def path(surface: Surface, spec: dict[str, Any], steps: int,
     rows.append((len(rows), x, y, float(surface(end))))
     return pd.DataFrame(rows, columns=["step", "x", "y", "loss"]).assign(
         optimizer=spec["name"], surface=surface.name)[["surface", "optimizer", "step", "x", "y", "loss"]]
+
+
+def best_path(surface: Surface, name: str, lrs: Sequence[float], steps: int) -> pd.DataFrame:
+    """The :func:`path` with the lowest final loss over the learning rates ``lrs`` (default
+    hyperparameters otherwise), with an ``lr`` column: no rule is judged at one arbitrary rate.
+    Ties go to the first ``lr``; a path ending in NaN is only kept if it comes first
+    (``min``'s comparison), so put a safe learning rate first."""
+    if not lrs:
+        raise ValueError("need at least one learning rate")
+    candidates = [path(surface, {"name": name, "lr": lr}, steps).assign(lr=lr) for lr in lrs]
+    return min(candidates, key=lambda df: df.loss.iloc[-1])

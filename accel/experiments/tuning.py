@@ -121,3 +121,46 @@ def holdout(name: str, batch_size: int = 128, *, fraction: float = 0.2, train_si
     tune_dm = TensorDataModule(x, y, xv, yv, batch_size=batch_size, seed=seed, **kwargs)
     test_dm = TensorDataModule(x, y, xt, yt, batch_size=batch_size, seed=seed, **kwargs)
     return tune_dm, test_dm
+
+
+def tuned_comparison(build: Callable[[], Any], tune_dm: Any, test_dm: Any, names: list[str], budget: int,
+                     epochs: int, seeds: list[int], *, tune_seed: int, target: float,
+                     seed_offset: int = 1000) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """An equal tuning budget per optimizer, then the winners retrained on fresh seeds.
+
+    Every trial (:func:`tune`) trains ``build()`` once with seed ``tune_seed`` on ``tune_dm``
+    (validated on held-out training data, see :func:`holdout`); each optimizer's best spec is
+    then trained with seeds ``s + seed_offset`` (never used in tuning) on ``test_dm``.
+    Returns the trials and one row per (optimizer, seed): ``optimizer, seed`` (the base seed
+    ``s``), ``lr, momentum, test accuracy, steps to target``.
+    """
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
+    from ..module import Classifier
+    from ..training import train_seeds
+
+    def run(spec: dict[str, Any], dm: Any, run_seeds: list[int]) -> pd.DataFrame:
+        return train_seeds(lambda: Classifier(build(), spec), dm, epochs, run_seeds)
+
+    trials = tune(lambda spec: run(spec, tune_dm, [tune_seed]), names, budget)
+    finals = []
+    for name, spec in best_specs(trials).items():
+        runs = run(spec, test_dm, [s + seed_offset for s in seeds])
+        for s, (_, history) in zip(seeds, runs.groupby("seed", sort=False)):
+            finals.append({"optimizer": name, "seed": s, "lr": spec["lr"], "momentum": spec.get("momentum", np.nan),
+                           "test accuracy": history.val_acc.iloc[-1],
+                           "steps to target": steps_to_target(history, target)})
+    return trials, pd.DataFrame(finals)
+
+
+def spread_ratio(trials: pd.DataFrame, finals: pd.DataFrame, metric: str = "val_acc",
+                 final: str = "test accuracy") -> float:
+    """Does the choice of optimizer matter less than its hyperparameters (Choi et al. 2019)?
+
+    The range of the tuned optimizers' mean ``final`` divided by the mean, over optimizers,
+    of the range of ``metric`` across that optimizer's trials (a diverged trial, NaN,
+    counts as 0). Below 1: tuning moves the result more than the choice of optimizer.
+    """
+    per_opt = trials.groupby("optimizer")[metric].agg(lambda v: v.max() - v.fillna(0).min())
+    across = finals.groupby("optimizer")[final].mean()
+    return float((across.max() - across.min()) / per_opt.mean())
