@@ -8,13 +8,20 @@ n · var(w) compensates what the activation does to the variance (1 for tanh nea
 """
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
+from ..data import TensorDataModule
+from ..models import MLP
 from ..models.activation import make_activation
 from ..models.init import init_weights
+from ..module import Classifier
+from ..seeding import seed_everything
+from ..training import fit
 
 
 def forward_through_depth(x: torch.Tensor, depth: int = 10, width: int = 500, *, activation: str = "tanh",
@@ -44,6 +51,27 @@ def forward_through_depth(x: torch.Tensor, depth: int = 10, width: int = 500, *,
     return pd.DataFrame(rows), acts
 
 
+def depth_survey(x: torch.Tensor, schemes: Mapping[str, dict[str, Any]], *, depth: int = 10, width: int = 500,
+                 seed: int = 0, sample: int = 3000) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`forward_through_depth` for every scheme (name → its keyword arguments), as two
+    tidy tables for seaborn: the per-layer statistics with a ``scheme`` column, and
+    ``sample`` activations drawn without replacement from each layer (``scheme, layer,
+    activation``) for histograms, so a figure need not hold all depth × n × width values.
+
+    Every scheme's weights are drawn from ``seed``; the subsamples come from one
+    ``numpy`` generator seeded with ``seed``, drawn scheme by scheme, layer by layer.
+    """
+    tables, samples = [], []
+    rng = np.random.default_rng(seed)
+    for name, kw in schemes.items():
+        table, acts = forward_through_depth(x, depth=depth, width=width, seed=seed, **kw)
+        tables.append(table.assign(scheme=name))
+        for layer, a in enumerate(acts, start=1):
+            samples.append(pd.DataFrame({"scheme": name, "layer": layer,
+                                         "activation": rng.choice(a, sample, replace=False)}))
+    return pd.concat(tables, ignore_index=True), pd.concat(samples, ignore_index=True)
+
+
 def geometric_rate(std: pd.Series) -> float:
     """Per-layer factor r of a geometric trend std_l ≈ c·r^l, fitted on log(std) by least squares."""
     y = np.log(np.asarray(std, float))
@@ -70,3 +98,23 @@ def effective_rank(weight: torch.Tensor, tol: float = 1e-5) -> int:
     w = weight.detach().reshape(weight.shape[0], -1).double()
     return int(torch.linalg.matrix_rank(w, rtol=tol))
 
+
+def symmetry_run(datamodule: TensorDataModule, epochs: int, init: str, *, width: int = 32,
+                 seed: int = 0, init_std: float = 0.05, lr: float = 1e-2) -> dict[str, Any]:
+    """Train a one-hidden-layer tanh MLP (features–``width``–classes, Adam at ``lr``) from
+    ``init`` and report how alike its hidden units ended up: :func:`unit_spread` and
+    :func:`effective_rank` of the hidden weight matrix, with the final training and test
+    accuracy. A constant ``init`` should leave the spread at 0 and the rank at 1
+    (Goodfellow et al. 2016, §8.4); ``width=1`` is the one-feature reference.
+
+    The RNG is seeded with ``seed`` right before the network is built, so the weights
+    depend on it; the data order is the ``datamodule``'s own (its ``seed``).
+    """
+    seed_everything(seed)
+    net = MLP(datamodule.num_features, [width], datamodule.num_classes, activation="tanh",
+              init=init, init_std=init_std)
+    module = Classifier(net, {"name": "adam", "lr": lr})
+    history = fit(module, datamodule, epochs)
+    w = net.hidden_layers()[0].weight
+    return {"init": init, "width": width, "unit spread": unit_spread(w), "rank": effective_rank(w),
+            "train accuracy": history["train_acc"].iloc[-1], "test accuracy": history["val_acc"].iloc[-1]}
