@@ -27,7 +27,7 @@ def tiny_notebook(tmp_path: Path) -> Path:
             "if fail:\n    raise RuntimeError('asked to fail')\n"
             "r = Results('tiny', profile, seed, {'lr': lr})\n"
             "r.metric('loss', lr * (seed + 1))\n"
-            "r.claim(claims.threshold('tiny.small', 'loss is small', 'test', lr * (seed + 1), '<', 1.0))\n"
+            "r.claim(claims.threshold('tiny.small', 'loss is small', 'test', lr * (seed + 1), '<', 1.0, kind='check'))\n"
             "r.save()"),
     ]
     path = tmp_path / "tiny.ipynb"

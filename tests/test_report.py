@@ -1,6 +1,7 @@
 """The reproducibility report: built from records, failed claims shown with their numbers."""
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from accel.repro.cli import main
@@ -11,34 +12,37 @@ from accel.repro import claims
 
 
 def record(notebook="01_x", seed=0, values=(0.5, 2.5)):
+    """Two empirical claims (over three seeds) and one check."""
     r = Results(notebook, "smoke", seed, {})
-    r.claim(claims.threshold("a", "A holds", "Paper 2010", values[0], "<", 1.0, what="loss"))
-    r.claim(claims.threshold("b", "B | holds", "Paper 2015", values[1], "<", 1.0, what="loss"))
+    r.claim(claims.mean_compare("a", "A holds", "Paper 2010", [values[0]] * 2 + [values[0] * 1.01], "<", 1.0,
+                                what="loss"))
+    r.claim(claims.mean_compare("b", "B | holds", "Paper 2015", [values[1]] * 2 + [values[1] * 1.01], "<", 1.0,
+                                what="loss"))
+    r.claim(claims.threshold("c", "C is an identity", "Paper 2016", 0.0, "<", 1.0, kind="check", what="error"))
     return r.to_dict()
 
 
 def test_one_row_per_claim_with_every_column():
     table = claims_table([record(), record("02_y", seed=3)])
-    assert list(table.columns) == ["chapter", "claim", "source", "measured", "criterion", "verdict",
+    assert list(table.columns) == ["chapter", "kind", "claim", "source", "measured", "criterion", "verdict",
                                    "profile", "seed"]
-    assert len(table) == 4 and list(table.verdict) == ["held", "failed"] * 2
-    assert table.iloc[3].to_dict() == {"chapter": "02_y", "claim": "B | holds", "source": "Paper 2015",
-                                       "measured": 2.5, "criterion": "loss < 1", "verdict": "failed",
-                                       "profile": "smoke", "seed": 3}
+    assert len(table) == 6 and list(table.verdict) == ["held", "failed", "held"] * 2
+    row = table.iloc[4].to_dict()
+    assert row["chapter"] == "02_y" and row["kind"] == "claim" and row["verdict"] == "failed"
+    assert row["measured"] == pytest.approx(2.5 * 3.01 / 3) and row["seed"] == 3
+    assert "one-sample t-test" in row["criterion"] and table.iloc[5]["kind"] == "check"
 
 
 def test_page_counts_verdicts_links_chapters_and_shows_failures_with_numbers():
     rec = record()
     rec["title"] = "Initialization"
     page = render([rec, record("02_y", values=(float("nan"), 0.1))])
-    assert "**4 claims: 2 held, 2 failed, 0 inconclusive.**" in page
-    assert "| [Initialization](../notebooks/01_x.ipynb) | 2 | 1 | 1 | 0 | smoke | 0 |" in page
-    assert "| [02_y](../notebooks/02_y.ipynb) | 2 | 1 | 1 | 0 | smoke | 0 |" in page
-    assert "- **B \\| holds** ([Initialization](../notebooks/01_x.ipynb), Paper 2015): measured 2.5, " \
-           "criterion loss < 1." in page
-    assert ("| [01_x](../notebooks/01_x.ipynb) | B \\| holds | Paper 2015 | 2.5 | loss < 1 | ❌ failed "
-            "| smoke | 0 |") in page
-    assert "| A holds | Paper 2010 | nan | loss < 1 | ❌ failed |" in page  # a NaN fails, visibly
+    assert "**Empirical claims: 2 held / 1 failed / 1 inconclusive** (of 4)" in page
+    assert "not counted as evidence: 2 (2 passed)" in page  # the checks, apart
+    assert "| [Initialization](../notebooks/01_x.ipynb) | 2 | 1 | 1 | 0 | 1 | smoke | 0 |" in page
+    assert "| [02_y](../notebooks/02_y.ipynb) | 2 | 1 | 0 | 1 | 1 | smoke | 0 |" in page
+    assert "- **B \\| holds** ([Initialization](../notebooks/01_x.ipynb), Paper 2015): measured 2.508" in page
+    assert "| A holds | Paper 2010 | nan |" in page and "➖ inconclusive" in page  # NaN: visibly undecided
     assert "Package versions: python" in page
 
 
@@ -64,7 +68,7 @@ def test_records_are_found_skipping_partial_incomplete_and_foreign_json(tmp_path
 def test_write_report_and_cli(tmp_path, capsys):
     write_json_atomic(tmp_path / "runs" / "01_x.json", record())
     out = tmp_path / "book" / "report.md"
-    assert write_report(tmp_path / "runs", out) == out and "2 claims: 1 held, 1 failed" in out.read_text()
+    assert write_report(tmp_path / "runs", out) == out and "1 held / 1 failed" in out.read_text()
     assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "r2.md")]) == 0
     assert (tmp_path / "r2.md").read_text() == out.read_text()
     assert not list(tmp_path.rglob(".*tmp"))

@@ -15,11 +15,11 @@ from typing import Any, Iterable
 import pandas as pd
 
 from ..atomic import write_text_atomic
-from .claims import FAILED, HELD, INCONCLUSIVE
+from .claims import CLAIM, FAILED, HELD, INCONCLUSIVE
 from .results import load
 
 _MARK = {HELD: "✅ held", FAILED: "❌ failed", INCONCLUSIVE: "➖ inconclusive"}
-COLUMNS = ["chapter", "claim", "source", "measured", "criterion", "verdict", "profile", "seed"]
+COLUMNS = ["chapter", "kind", "claim", "source", "measured", "criterion", "verdict", "profile", "seed"]
 
 
 def claims_table(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -27,7 +27,8 @@ def claims_table(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for rec in records:
         for c in rec.get("claims", []):
-            rows.append({"chapter": rec["notebook"], "claim": c["statement"], "source": c["source"],
+            rows.append({"chapter": rec["notebook"], "kind": c.get("kind", "claim"),
+                         "claim": c["statement"], "source": c["source"],
                          "measured": c["measured"], "criterion": c["criterion"], "verdict": c["verdict"],
                          "profile": rec["profile"], "seed": rec["seed"]})
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -95,7 +96,6 @@ def _row(cells: Iterable[Any]) -> str:
 def render(records: list[dict[str, Any]], chapter_dir: str = "../notebooks") -> str:
     """The report page as MyST markdown: the counts, a table per chapter, one row per claim."""
     table = claims_table(records)
-    counts = table["verdict"].value_counts()
     lines = ["# Reproducibility report", "",
              "Every claim the chapters test, with the number measured in this build and the "
              "verdict computed from it by the criterion the chapter fixed before running. "
@@ -105,8 +105,13 @@ def render(records: list[dict[str, Any]], chapter_dir: str = "../notebooks") -> 
         lines += ["No results records were found. Run `make book` (or `accel book`) to execute the "
                   "chapters and fill in this page.", ""]
         return "\n".join(lines)
-    lines += [f"**{len(table)} claims: {counts.get(HELD, 0)} held, {counts.get(FAILED, 0)} failed, "
-              f"{counts.get(INCONCLUSIVE, 0)} inconclusive.**", ""]
+    evidence = table[table["kind"] == CLAIM]
+    counts = evidence["verdict"].value_counts()
+    checks = table[table["kind"] != CLAIM]
+    lines += [f"**Empirical claims: {counts.get(HELD, 0)} held / {counts.get(FAILED, 0)} failed / "
+              f"{counts.get(INCONCLUSIVE, 0)} inconclusive** (of {len(evidence)}). Checks and single-run "
+              f"illustrations, reported apart and not counted as evidence: {len(checks)} "
+              f"({int((checks['verdict'] == HELD).sum())} passed).", ""]
     profiles = sorted({str(r["profile"]) for r in records})
     wall = sum(float(r.get("wall_time_s", 0)) for r in records)
     lines += [f"Profile: {', '.join(profiles)}. Notebook wall time in total: {wall:.0f} s.", ""]
@@ -116,22 +121,24 @@ def render(records: list[dict[str, Any]], chapter_dir: str = "../notebooks") -> 
 
     link = {r["notebook"]: f"[{r.get('title', r['notebook'])}]({chapter_dir}/{r['notebook']}.ipynb)"
             for r in records}
-    lines += ["## By chapter", "", _row(["chapter", "claims", "held", "failed", "inconclusive",
-                                         "profile", "seed"]), "|---|---|---|---|---|---|---|"]
+    lines += ["## By chapter", "", _row(["chapter", "claims", "held", "failed", "inconclusive", "checks",
+                                         "profile", "seed"]), "|---|---|---|---|---|---|---|---|"]
     for chapter, group in table.groupby("chapter", sort=False):
-        n = group["verdict"].value_counts()
-        lines.append(_row([link[chapter], len(group), n.get(HELD, 0), n.get(FAILED, 0),
-                           n.get(INCONCLUSIVE, 0), ", ".join(sorted(set(map(str, group.profile)))),
+        claims_only = group[group["kind"] == CLAIM]
+        n = claims_only["verdict"].value_counts()
+        lines.append(_row([link[chapter], len(claims_only), n.get(HELD, 0), n.get(FAILED, 0),
+                           n.get(INCONCLUSIVE, 0), len(group) - len(claims_only),
+                           ", ".join(sorted(set(map(str, group.profile)))),
                            ", ".join(sorted(set(map(str, group.seed))))]))
-    failed = table[table["verdict"] == FAILED]
+    failed = evidence[evidence["verdict"] == FAILED]
     if len(failed):
         lines += ["", "## Claims that did not hold", ""]
         for _, r in failed.iterrows():
             lines.append(f"- **{_cell(r.claim)}** ({link[r.chapter]}, {_cell(r.source)}): measured "
                          f"{_number(r.measured)}, criterion {_cell(r.criterion)}.")
-    lines += ["", "## Every claim", "", _row(COLUMNS), "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "## Every claim", "", _row(COLUMNS), "|" + "---|" * len(COLUMNS)]
     for _, r in table.iterrows():
-        lines.append(_row([f"[{r.chapter}]({chapter_dir}/{r.chapter}.ipynb)", r.claim, r.source,
+        lines.append(_row([f"[{r.chapter}]({chapter_dir}/{r.chapter}.ipynb)", r.kind, r.claim, r.source,
                            _number(r.measured), r.criterion, _MARK.get(r.verdict, r.verdict),
                            r.profile, r.seed]))
     return "\n".join(lines) + "\n"

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import write_json_atomic
-from .claims import Claim, _jsonable
+from .claims import CHECK, CLAIM, ILLUSTRATION, Claim, _jsonable
 
 RESULTS_ENV = "ACCEL_RESULTS_PATH"
 _PACKAGES = ("accel", "torch", "pytorch-lightning", "numpy", "pytorch-optimizer", "mnist1d")
@@ -78,10 +78,12 @@ class Results:
         return claim
 
     def verdict_table(self) -> pd.DataFrame:
-        """The claims as a table for the notebook's verdict cell."""
-        rows = [{"claim": c.statement, "source": c.source, "criterion": c.criterion,
-                 "measured": _fmt(c.measured), "verdict": c.verdict} for c in self.claims]
-        return pd.DataFrame(rows, columns=["claim", "source", "criterion", "measured", "verdict"])
+        """The claims as a table for the notebook's verdict cell: evidence first, then checks."""
+        order = {CLAIM: 0, ILLUSTRATION: 1, CHECK: 2}
+        rows = [{"kind": c.kind, "claim": c.statement, "source": c.source, "criterion": c.criterion,
+                 "measured": _fmt(c.measured), "verdict": c.verdict}
+                for c in sorted(self.claims, key=lambda c: order[c.kind])]
+        return pd.DataFrame(rows, columns=["kind", "claim", "source", "criterion", "measured", "verdict"])
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable({

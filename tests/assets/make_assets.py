@@ -38,7 +38,7 @@ if fail:
 results = Results("sweep_tiny", profile, seed, {"x": x})
 loss = results.metric("loss", x ** 2 + 0.1 * seed)
 results.metric("accuracy", 1 / (1 + x))
-results.claim(claims.threshold("tiny.loss_small", "the loss is below 1", "a test", loss, "<", 1.0))
+results.claim(claims.threshold("tiny.loss_small", "the loss is below 1", "a test", loss, "<", 1.0, kind="check"))
 results.save()'''
 
 
