@@ -33,3 +33,43 @@ def tiny_notebook(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.ipynb"
     nbformat.write(nb, path)
     return path
+
+
+class SmokeBook:
+    """The smoke book built once per test session: its staged sources, HTML and records.
+
+    ``error`` holds the build's failure (a chapter that raised), if any; the chapters that
+    executed are in ``stage`` all the same, so per-chapter tests can still use them.
+    """
+
+    def __init__(self, build_dir: Path, error: str | None = None):
+        self.build_dir = build_dir
+        self.stage = build_dir / "source"
+        self.html = build_dir / "html"
+        self.error = error
+
+    def executed(self, stem: str) -> Path:
+        return self.stage / "notebooks" / f"{stem}.ipynb"
+
+    def record(self, stem: str) -> Path:
+        return self.stage / "notebooks" / f"{stem}.json"
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory) -> SmokeBook:
+    """``accel book --profile smoke`` into a temporary folder, once per session.
+
+    ``ACCEL_TEST_BOOK=<build folder>`` reuses a book built before (``_build`` of ``accel
+    book --profile smoke``) instead of building one.
+    """
+    given = os.environ.get("ACCEL_TEST_BOOK")
+    if given:
+        return SmokeBook(Path(given).resolve())
+    from accel.repro.book import build
+
+    build_dir = tmp_path_factory.mktemp("smoke_book") / "_build"
+    try:
+        build(ROOT, profile="smoke", out=build_dir, progress=False)
+    except Exception as err:  # noqa: BLE001 - a failing chapter, jupyter-book's exit status: reported by the tests
+        return SmokeBook(build_dir, f"{type(err).__name__}: {err}")
+    return SmokeBook(build_dir)

@@ -30,3 +30,16 @@ def test_an_empty_axis_or_table_is_refused():
     with pytest.raises(EmptyEvidence, match="empty"):
         publish_table("tab-ratios", pd.DataFrame(columns=["layer", "ratio"]))
     assert publish_table("tab", pd.DataFrame({"a": [1.0]})) is not None
+
+
+def test_tables_show_numbers_to_four_digits_a_dash_for_nan_and_no_default_index():
+    from accel.repro.figures import book_table_html, cell_text
+    table = pd.DataFrame({"arm": ["a", "b"], "lr": [0.001, 3.1622776], "steps to target": [120.0, float("nan")]})
+    html = book_table_html(table)
+    assert ">3.162<" in html and ">0.001<" in html and ">–<" in html and "3.162278" not in html
+    assert "NaN" not in html and "0.001000" not in html and "row_heading" not in html  # no 0, 1 index column
+    indexed = book_table_html(table.set_index("arm"))
+    assert "row_heading" in indexed  # a meaningful index stays
+    assert cell_text(25000) == "25\u202f000" and cell_text("ReLU") == "ReLU" and cell_text(True) == "True"
+    styled = publish_table("tab", table).to_html()
+    assert ">3.162<" in styled and ">–<" in styled

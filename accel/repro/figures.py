@@ -18,9 +18,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from .verdicts import NOT_A_NUMBER, fmt_number
+
 FIGURE_FORMAT = "svg"  # vector output: sharp at any zoom, small for line plots
+FIGURE_WIDTH = 7.5     # inches: the content column at 1400 px is about 8 in, so 9-pt text stays 9 pt
 
 
 class EmptyEvidence(ValueError):
@@ -75,14 +79,39 @@ def publish(name: str, fig: Any, *, display: bool = False) -> Any:
 
 
 def publish_table(name: str, table: pd.DataFrame, *, display: bool = False, formats: Any = None) -> Any:
-    """Check ``table`` has rows, glue it (no index column) as ``name``; return the styled table."""
+    """Check ``table`` has rows, glue it (no index column) as ``name``; return the styled table.
+
+    ``formats`` (a format string, a callable, or a dict per column) overrides the default:
+    4 significant digits (:func:`cell_text`), "–" where a value does not exist (NaN).
+    """
     if table is None or len(table) == 0:
         raise EmptyEvidence(f"table {name!r} is empty; a verdict must be computed from data the page shows")
-    styled = table.style.hide(axis="index")
+    styled = table.style.hide(axis="index").format(cell_text, na_rep=NOT_A_NUMBER)
     if formats is not None:
-        styled = styled.format(formats, na_rep="–")
+        styled = styled.format(formats, na_rep=NOT_A_NUMBER)
     _glue(name, styled, display)
     return styled
+
+
+def cell_text(value: Any) -> str:
+    """A table cell as the book shows it: numbers to 4 significant digits, "–" for NaN, text as is."""
+    if isinstance(value, (float, np.floating)) or (isinstance(value, (int, np.integer)) and not isinstance(value, bool)):
+        return fmt_number(value)
+    return str(value)
+
+
+def book_table_html(table: pd.DataFrame) -> str:
+    """How a displayed DataFrame reads in the book: no default 0..n-1 index column, numbers to 4
+    significant digits, "–" for NaN. Long tables keep pandas' own (truncated) display."""
+    if type(table) is not pd.DataFrame:  # a subclass with its own HTML (the verdict table)
+        return table._repr_html_()
+    if len(table) > pd.get_option("display.max_rows") or table.shape[1] > 30:
+        return pd.DataFrame._repr_html_(table)  # pandas' own truncated table
+    styled = table.style.format(cell_text, na_rep=NOT_A_NUMBER)
+    index = table.index
+    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1 and index.name is None:
+        styled = styled.hide(axis="index")
+    return styled.to_html()
 
 
 def _glue(name: str, value: Any, display: bool) -> None:
@@ -97,12 +126,25 @@ def _glue(name: str, value: Any, display: bool) -> None:
 
 
 def use_book_style() -> None:
-    """Figures readable at page width: seaborn's paper context, vector output, fonts >= 9 pt."""
+    """Figures readable at page width (seaborn's paper context, vector output, fonts >= 9 pt) and
+    tables as the book shows them (:func:`book_table_html`); call it once in the setup cell."""
     import matplotlib as mpl
     import seaborn as sns
 
+    pd.set_option("display.float_format", lambda x: fmt_number(x))
+    pd.set_option("styler.format.na_rep", NOT_A_NUMBER)
+    pd.set_option("styler.format.formatter", cell_text)
+    try:
+        from IPython import get_ipython
+        shell = get_ipython()
+        if shell is not None:
+            shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, book_table_html)
+    except ImportError:
+        pass
+
     sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
-    mpl.rcParams.update({"figure.dpi": 110, "savefig.bbox": "tight", "legend.fontsize": 9,
+    mpl.rcParams.update({"figure.figsize": (FIGURE_WIDTH, 3.4), "figure.dpi": 110, "savefig.bbox": "tight",
+                         "legend.fontsize": 9,
                          "axes.titlesize": 10, "axes.labelsize": 10, "xtick.labelsize": 9,
                          "ytick.labelsize": 9})
     try:

@@ -1,7 +1,9 @@
 """The results record every executed notebook writes next to itself.
 
 JSON with the metrics, the claims and their verdicts, the profile, seed, parameters,
-package versions and wall time. The book's reproducibility report and `accel sweep`
+package versions, wall time and the provenance of :mod:`accel.repro.provenance` (device
+name, thread count, git commit, a hash of the `accel` sources, and every local module
+the run imported with its file's hash: what the execution cache validates). The book's reproducibility report and `accel sweep`
 read these records; a record is written atomically so a half-written file can never
 pass for a finished run.
 """
@@ -20,6 +22,8 @@ import pandas as pd
 
 from ..atomic import write_json_atomic
 from .claims import CHECK, CLAIM, ILLUSTRATION, Claim, _jsonable
+from .provenance import provenance
+from .verdicts import fmt_measured, verdict_table_html
 
 RESULTS_ENV = "ACCEL_RESULTS_PATH"
 _PACKAGES = ("accel", "torch", "pytorch-lightning", "numpy", "pytorch-optimizer", "mnist1d")
@@ -77,13 +81,23 @@ class Results:
         _glue(f"{claim.id}.verdict", claim.verdict)
         return claim
 
-    def verdict_table(self) -> pd.DataFrame:
-        """The claims as a table for the notebook's verdict cell: evidence first, then checks."""
+    def verdict_table(self) -> "VerdictTable":
+        """The claims as the chapter shows them: evidence first, then checks and illustrations.
+
+        A DataFrame indexed by claim id (slice it like one: ``.tail(4)`` shows a section's
+        claims) that renders as the book's verdict table: full claim text, coloured badges
+        with a legend, units, the test behind each verdict, no index column
+        (:func:`accel.repro.verdicts.verdict_table_html`).
+        """
         order = {CLAIM: 0, ILLUSTRATION: 1, CHECK: 2}
+        shown = sorted(self.claims, key=lambda c: order[c.kind])
         rows = [{"kind": c.kind, "claim": c.statement, "source": c.source, "criterion": c.criterion,
-                 "measured": _fmt(c.measured), "verdict": c.verdict}
-                for c in sorted(self.claims, key=lambda c: order[c.kind])]
-        return pd.DataFrame(rows, columns=["kind", "claim", "source", "criterion", "measured", "verdict"])
+                 "measured": fmt_measured(c.measured, c.details.get("unit")), "verdict": c.verdict}
+                for c in shown]
+        table = VerdictTable(rows, columns=["kind", "claim", "source", "criterion", "measured", "verdict"],
+                             index=pd.Index([c.id for c in shown], name="id"))
+        table.attrs["claims"] = {c.id: c.to_dict() for c in shown}
+        return table
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable({
@@ -95,6 +109,7 @@ class Results:
             "claims": [c.to_dict() for c in self.claims],
             "versions": package_versions(),
             "wall_time_s": time.perf_counter() - self._start,
+            **provenance(),  # device, threads, git_commit, accel_source_hash, modules
             "complete": True,
         })
 
@@ -129,7 +144,16 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     return record
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+class VerdictTable(pd.DataFrame):
+    """:meth:`Results.verdict_table`'s DataFrame: its HTML is the book's verdict table."""
+
+    @property
+    def _constructor(self) -> type:
+        return VerdictTable
+
+    def _repr_html_(self) -> str | None:
+        claims = self.attrs.get("claims", {})
+        if not len(self) or not all(i in claims for i in self.index):
+            return super()._repr_html_()  # reshaped beyond recognition: pandas' own table
+        # the legend once, under the chapter's full table (not under each section's slice)
+        return verdict_table_html([claims[i] for i in self.index], legend=len(self) == len(claims))
