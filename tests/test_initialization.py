@@ -4,15 +4,15 @@ import pytest
 import torch
 
 from accel.data import TensorDataModule
-from accel.experiments.initialization import (depth_survey, effective_rank, forward_through_depth, geometric_rate,
-                                              symmetry_run, unit_spread)
+from accel.experiments.initialization import (INPUTS, WEIGHTS, depth_inputs, depth_survey, effective_rank,
+                                              forward_through_depth, geometric_rate, stream_seed, symmetry_run,
+                                              unit_spread)
 
 
 def test_forward_through_depth_follows_the_variance_argument():
     # linear units: var(out) = n·var(w)·var(in), so N(0, 1/n) weights keep the std at 1,
     # and N(0, 0.5/n) halve the variance each layer (std factor 1/√2)
-    # (x from its own generator: forward_through_depth reseeds the global one for the weights)
-    x = torch.randn(2000, 200, generator=torch.Generator().manual_seed(123))
+    x = depth_inputs(2000, 200, seed=123)
     keep, acts = forward_through_depth(x, depth=4, width=200, activation="identity", init="normal",
                                        std=(1 / 200) ** 0.5)
     assert list(keep.layer) == [1, 2, 3, 4] and len(acts) == 4 and acts[0].shape == (2000 * 200,)
@@ -22,8 +22,9 @@ def test_forward_through_depth_follows_the_variance_argument():
     assert halve["std"].to_numpy() == pytest.approx(2.0 ** (-0.5 * np.arange(1, 5)), rel=0.05)
     big, _ = forward_through_depth(x, depth=2, width=200, activation="tanh", init="normal", std=1.0)
     assert (big["saturated"] > 0.8).all()
-    relu, _ = forward_through_depth(x, depth=2, width=50, activation="relu", init="he_normal")
-    assert relu["zero"].to_numpy() == pytest.approx(0.5, abs=0.05)
+    # a ReLU zeroes half its inputs (layer 2's units have random offsets: average over many)
+    relu, _ = forward_through_depth(x, depth=2, width=200, activation="relu", init="he_normal")
+    assert relu["zero"].to_numpy() == pytest.approx(0.5, abs=0.04)
     with pytest.raises(ValueError, match="positive"):
         forward_through_depth(x, depth=0)
 
@@ -35,6 +36,33 @@ def test_forward_through_depth_is_seeded():
     c, _ = forward_through_depth(x, depth=3, width=20, seed=4)
     pd.testing.assert_frame_equal(a, b)
     assert not a.equals(c)
+
+
+def test_inputs_and_weights_come_from_separate_streams():
+    # the bug this guards against: torch.manual_seed(s) inside the forward pass and
+    # torch.manual_seed(s); torch.randn(...) for the inputs give the same numbers, so the
+    # first layer's weights were a rescaled copy of the inputs
+    assert stream_seed(0, WEIGHTS) != stream_seed(0, INPUTS) != stream_seed(1, INPUTS)
+    assert stream_seed(5, INPUTS) == stream_seed(5, INPUTS) and 0 <= stream_seed(5, INPUTS) < 2**63
+    x = depth_inputs(40, 30, seed=0)
+    torch.manual_seed(stream_seed(0, WEIGHTS))
+    lin = torch.nn.Linear(30, 30, bias=False)
+    torch.nn.init.normal_(lin.weight, 0.0, 1.0)  # what forward_through_depth draws for init="normal", std=1
+    w = lin.weight.detach().ravel()
+    for start in range(0, 40 * 30 - len(w) + 1, len(w)):
+        chunk = x.ravel()[start:start + len(w)]
+        assert abs(float(torch.corrcoef(torch.stack([chunk, w]))[0, 1])) < 0.2
+    # the weights really are that draw: identity layer, N(0, 1) weights, the output is x @ w.T
+    _, acts = forward_through_depth(x, depth=1, width=30, activation="identity", init="normal", std=1.0)
+    np.testing.assert_allclose(acts[0], (x @ lin.weight.detach().T).numpy().ravel(), rtol=1e-5, atol=1e-5)
+    # and the caller's global generator is left alone
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    forward_through_depth(x, depth=2, width=5)
+    assert torch.equal(torch.rand(3), expected)
+    with pytest.raises(ValueError, match="non-negative"):
+        stream_seed(-1, INPUTS)
 
 
 def test_depth_survey_tables():

@@ -24,21 +24,41 @@ from ..seeding import seed_everything
 from ..training import fit
 
 
+WEIGHTS, INPUTS = 0, 1  # independent streams derived from one base seed
+
+
+def stream_seed(seed: int, stream: int) -> int:
+    """A seed for ``stream`` derived from ``seed`` with NumPy's ``SeedSequence``: the inputs and
+    the weights of one experiment come from one base seed but never from the same numbers
+    (``torch.manual_seed(s)`` and ``torch.Generator().manual_seed(s)`` give the same stream)."""
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    state = np.random.SeedSequence(int(seed), spawn_key=(int(stream),)).generate_state(2, np.uint32)
+    return int(state[0]) << 31 | int(state[1]) >> 1
+
+
+def depth_inputs(n: int, features: int, seed: int = 0) -> torch.Tensor:
+    """``n`` standard-normal inputs of ``features`` features from the inputs' own stream."""
+    return torch.randn(n, features, generator=torch.Generator().manual_seed(stream_seed(seed, INPUTS)))
+
+
 def forward_through_depth(x: torch.Tensor, depth: int = 10, width: int = 500, *, activation: str = "tanh",
                           init: str = "normal", std: float = 0.01, seed: int = 0,
                           saturation: float = 0.99) -> tuple[pd.DataFrame, list[np.ndarray]]:
     """Push ``x`` through ``depth`` linear+activation layers of ``width`` units (no bias).
 
+    The weights come from the weights' stream of ``seed`` (:func:`stream_seed`), drawn under
+    ``torch.random.fork_rng`` so the caller's global generator is left as it was.
     Returns a per-layer table (mean, std, fraction of units with |a| > ``saturation``,
     fraction of exact zeros) and the activations of every layer for histograms.
     """
     if depth < 1 or width < 1:
         raise ValueError(f"depth and width must be positive, got {depth}, {width}")
-    torch.manual_seed(seed)
     act = make_activation(activation)
     rows, acts = [], []
     h = x
-    with torch.no_grad():
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(stream_seed(seed, WEIGHTS))
         for layer in range(1, depth + 1):
             lin = nn.Linear(h.shape[1], width, bias=False)
             init_weights(lin, init, std)
