@@ -26,11 +26,12 @@ $(STAMP): pyproject.toml requirements.txt constraints.txt
 		echo "error: a CUDA package slipped into the CPU environment $(VENV)"; exit 1; fi
 	touch $(STAMP)
 
+# JOBS=N: chapters executed at once (default: the cores); FORCE=1 ignores the execution cache
 book: $(STAMP)
-	$(VENV)/bin/accel book --profile $(or $(PROFILE),cpu)
+	$(VENV)/bin/accel book --profile $(or $(PROFILE),cpu) $(if $(JOBS),--jobs $(JOBS)) $(if $(FORCE),--force)
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	ACCEL_CUDA=$(ACCEL_CUDA) $(PY) -m pytest -q
 
 benchmarks: $(STAMP)
 	$(PY) benchmarks/throughput.py $(BENCH_ARGS)

@@ -1,7 +1,6 @@
 import pytest
 
 from accel.repro.book import check_can_run, toc_notebooks
-from accel.repro.report import render
 
 
 def test_toc_lists_the_chapters_in_order(root):
@@ -30,13 +29,3 @@ def test_full_profile_refuses_a_cpu_only_machine():
         pytest.skip("a GPU is present")
     with pytest.raises(SystemExit, match="needs a CUDA GPU"):
         check_can_run("full")
-
-
-def test_report_lists_failed_claims_with_their_numbers():
-    rec = {"notebook": "01_x", "profile": "cpu", "seed": 0, "wall_time_s": 3.0, "claims": [
-        {"statement": "A holds", "source": "S1", "measured": 0.5, "criterion": "value < 1", "verdict": "held"},
-        {"statement": "B holds", "source": "S2", "measured": 2.5, "criterion": "value < 1", "verdict": "failed"}]}
-    page = render([rec])
-    assert "2 claims: 1 held, 1 failed, 0 inconclusive" in page
-    assert "| B holds | S2 | 2.5 | value < 1 | ❌ failed | cpu | 0 |" in page
-    assert "(../notebooks/01_x.ipynb)" in page

@@ -1,4 +1,5 @@
 """The install path: one list of pins in three files, torch pinned to the CPU build."""
+import os
 import re
 import subprocess
 import tomllib
@@ -53,9 +54,26 @@ def test_make_targets_are_phony_and_ci_calls_the_readme_test_command(root):
     assert "make test" in (root / ".ci" / "run").read_text()
 
 
-def test_installed_environment_has_no_cuda_packages():
+def test_installed_environment_matches_accel_cuda(monkeypatch):
+    """CPU environment (default): no CUDA packages at all. ``ACCEL_CUDA=1`` (the GPU workflow,
+    ``make venv ACCEL_TORCH=torch==2.13.0 ACCEL_CUDA=1``): PyPI's CUDA torch and its
+    ``nvidia-*`` packages are expected; torchvision and timm are refused either way."""
     from importlib import metadata
     names = {d.metadata["Name"].lower() for d in metadata.distributions()}
-    assert not {n for n in names if n.startswith("nvidia") or n in ("triton", "torchvision", "timm")}
+    assert not names & {"torchvision", "timm"}
     import torch
     assert torch.__version__.startswith("2.13.0")
+    cuda = {n for n in names if n.startswith("nvidia") or n == "triton"}
+    if os.environ.get("ACCEL_CUDA") == "1":
+        assert "+cpu" not in torch.__version__ and torch.version.cuda, "ACCEL_CUDA=1 expects a CUDA torch"
+    else:
+        assert not cuda, f"CUDA packages in the CPU environment: {sorted(cuda)}"
+        assert torch.version.cuda is None
+
+
+def test_make_test_passes_accel_cuda_to_the_tests(root):
+    out = subprocess.run(["make", "-n", "test", "ACCEL_CUDA=1", "VENV=.venv"], cwd=root,
+                         capture_output=True, text=True, check=True).stdout
+    assert "ACCEL_CUDA=1" in out and "pytest" in out
+    workflow = yaml.safe_load((root / ".github" / "workflows" / "book.yml").read_text())
+    assert workflow["jobs"]["book"]["env"]["ACCEL_CUDA"] == "1"

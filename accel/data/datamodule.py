@@ -1,6 +1,7 @@
 """LightningDataModules over in-memory tensors."""
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 import numpy as np
@@ -37,11 +38,23 @@ class TensorDataModule(pl.LightningDataModule):
         self.seed, self.drop_last = seed, drop_last
         if standardize:
             x_train, x_test = transforms.standardize(x_train, x_test)
-        dev = torch.device(device) if device is not None else default_device()
+        dev = torch.device(device) if device is not None else rank_device()
         self.x_train = torch.as_tensor(x_train, dtype=torch.float32, device=dev)
         self.y_train = torch.as_tensor(y_train, device=dev)
         self.x_test = torch.as_tensor(x_test, dtype=torch.float32, device=dev)
         self.y_test = torch.as_tensor(y_test, device=dev)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Under DDP, each rank keeps its tensors on its own GPU (the Trainer's root device).
+
+        A data module built before the processes were launched (``ddp_spawn``, a
+        notebook) holds them on ``cuda:0``; rank k moves them to ``cuda:k`` here.
+        """
+        trainer = getattr(self, "trainer", None)
+        target = getattr(getattr(trainer, "strategy", None), "root_device", None)
+        if target is not None and target.type == "cuda" and self.x_train.device != target:
+            for name in ("x_train", "y_train", "x_test", "y_test"):
+                setattr(self, name, getattr(self, name).to(target))
 
     @property
     def num_features(self) -> int:
@@ -72,6 +85,21 @@ class TensorDataModule(pl.LightningDataModule):
         return TensorBatchLoader(self.x_test, self.y_test, min(self.eval_batch_size, len(self.x_test)))
 
     test_dataloader = val_dataloader
+
+
+def rank_device() -> torch.device:
+    """:func:`accel.device.default_device`, on this DDP rank's own GPU: ``cuda:$LOCAL_RANK``.
+
+    Lightning's DDP launcher starts one process per GPU with ``LOCAL_RANK`` set; every
+    rank putting its data on ``cuda:0`` would crowd one GPU and make each step copy
+    across devices.
+    """
+    dev = default_device()
+    if dev.type != "cuda":
+        return dev
+    rank = os.environ.get("LOCAL_RANK", "")
+    index = int(rank) if rank.isdigit() else 0
+    return torch.device("cuda", index % max(1, torch.cuda.device_count()))
 
 
 def _rank_and_world(dm: pl.LightningDataModule) -> tuple[int, int]:

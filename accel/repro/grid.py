@@ -63,7 +63,14 @@ def load_grid_file(path: str | os.PathLike) -> dict[str, list[Any]]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no grid file at {path}")
-    data = yaml.safe_load(path.read_text())
+    if not path.is_file():
+        raise ValueError(f"grid file {path} is a folder, not a YAML file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"grid file {path} is not valid YAML: {' '.join(str(err).split())}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"grid file {path} is not a text file") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

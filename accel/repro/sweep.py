@@ -8,6 +8,11 @@ runs already done (their results record is complete) and skips them; ``force`` r
 them. A run that raises leaves a failure record (``failed.json``: parameters, error,
 the executed notebook with the traceback) and the others go on; a worker process that
 dies (killed, out of memory) takes only the runs it and the pool had in flight with it.
+Workers die with the sweep (``kill -9`` of it included) and take their kernels along
+(:mod:`accel.repro.workers`); each run holds its folder's lock while it executes
+(:mod:`accel.repro.locks`), so two sweeps on one folder never execute the same run at
+once (the second reports it ``locked``). ``cluster``/``slurm`` send the runs to a Dask
+cluster or a SLURM array job instead (:mod:`accel.repro.cluster`).
 Every file is written under a temporary name and renamed, so an interrupted sweep
 leaves nothing a resume would mistake for finished work. The records are collected
 into one tidy table (``results.csv``: one row per run × metric, the parameters as
@@ -31,10 +36,12 @@ import pandas as pd
 
 from .grid import Run, expand, run_id
 from ..atomic import write_json_atomic
+from .locks import RunLocked, run_lock
 from .runner import check_parameters, notebook_parameters
 from .sweep_table import _write_csv, claims_table, collect, summary_figure
+from .workers import init_worker, output_to, threads_per_job
 
-DONE, FAILED, INTERRUPTED = "done", "failed", "interrupted"
+DONE, FAILED, INTERRUPTED, LOCKED = "done", "failed", "interrupted", "locked"
 FAILURE_RECORD = "failed.json"
 PARAMS_FILE = "params.json"
 RUNNING = ".running"
@@ -83,20 +90,28 @@ def execute_run(notebook: str, run_dir: str, params: dict[str, Any], threads: in
                 ) -> dict[str, Any]:
     """Run one combination in this (worker) process and say how it went.
 
-    Top-level so that spawned workers can import it. The kernel's own output goes to
+    Top-level so that spawned workers can import it. The run holds its folder's lock
+    (:func:`accel.repro.locks.run_lock`) throughout: a run another process is executing
+    is reported as ``locked`` and left alone. The kernel's own output goes to
     ``kernel.log`` in the run's folder rather than the sweep's terminal. A failure is
     written as ``failed.json`` (atomically) and returned, never raised. ``threads``
     caps the kernel's OpenMP/MKL threads (unless the environment sets them) so that
     parallel runs share the cores instead of oversubscribing them.
     """
+    from .workers import set_threads
+
+    set_threads(threads)
+    folder = Path(run_dir)
+    try:
+        with run_lock(folder):
+            return _execute_locked(notebook, folder, params)
+    except RunLocked as err:
+        return {"status": LOCKED, "params": params, "error": str(err)}
+
+
+def _execute_locked(notebook: str, folder: Path, params: dict[str, Any]) -> dict[str, Any]:
     from .runner import run_notebook
 
-    if threads:
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ.setdefault(var, str(threads))
-
-    folder = Path(run_dir)
-    folder.mkdir(parents=True, exist_ok=True)
     stem = Path(notebook).stem
     (folder / FAILURE_RECORD).unlink(missing_ok=True)
     for stale in folder.glob(".*.partial.*"):  # left by an earlier, killed attempt
@@ -104,7 +119,7 @@ def execute_run(notebook: str, run_dir: str, params: dict[str, Any], threads: in
     (folder / RUNNING).write_text(str(os.getpid()))
     start = time.perf_counter()
     try:
-        with _output_to(folder / KERNEL_LOG):
+        with output_to(folder / KERNEL_LOG):
             run_notebook(notebook, folder, params, profile=params.get("profile", "cpu"), name=stem)
         return {"status": DONE, "seconds": time.perf_counter() - start}
     except Exception as err:  # noqa: BLE001 - isolate every failure of a run
@@ -117,25 +132,6 @@ def execute_run(notebook: str, run_dir: str, params: dict[str, Any], threads: in
         return outcome
     finally:
         (folder / RUNNING).unlink(missing_ok=True)
-
-
-class _output_to:
-    """Send this process's file descriptors 1 and 2 (inherited by the kernel) to a file."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self) -> None:
-        self.saved = [os.dup(1), os.dup(2)]
-        self.file = open(self.path, "ab")
-        for fd in (1, 2):
-            os.dup2(self.file.fileno(), fd)
-
-    def __exit__(self, *exc: Any) -> None:
-        for fd, saved in zip((1, 2), self.saved):
-            os.dup2(saved, fd)
-            os.close(saved)
-        self.file.close()
 
 
 # ---------------------------------------------------------------- the sweep
@@ -157,19 +153,28 @@ class SweepResult:
 
     @property
     def exit_status(self) -> int:
-        """How many runs did not finish (failed or interrupted), capped at 100."""
-        return min(self.count(FAILED) + self.count(INTERRUPTED), MAX_EXIT_STATUS)
+        """How many runs did not finish (failed, interrupted or busy elsewhere), capped at 100."""
+        return min(self.count(FAILED) + self.count(INTERRUPTED) + self.count(LOCKED), MAX_EXIT_STATUS)
 
 
 def sweep(notebook: str | os.PathLike, grid: Mapping[str, list[Any]], out: str | os.PathLike, *,
           profile: str = "cpu", workers: int = 1, force: bool = False, metric: str | None = None,
-          progress: bool | None = None, figure: bool = True) -> SweepResult:
+          progress: bool | None = None, figure: bool = True, cluster: str | Any = None,
+          slurm: Mapping[str, Any] | None = None) -> SweepResult:
     """Execute ``notebook`` for every combination of ``grid`` into ``out``; see the module doc.
 
     ``progress=None`` shows the bar only on a terminal; ``figure=False`` skips the plot.
+    ``cluster="dask://HOST:PORT"`` runs each combination as a task of that Dask scheduler,
+    ``slurm`` (submitit parameters, from :func:`accel.repro.cluster.check_slurm_options`)
+    as one SLURM array job; see :mod:`accel.repro.cluster`.
     """
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a whole number of at least 1, got {workers!r}")
+    if cluster is not None and slurm is not None:
+        raise ValueError("give a Dask cluster or a SLURM partition, not both")
+    if isinstance(cluster, str):  # (a test may pass a distributed.Client instead)
+        from .cluster import parse_dask_address
+        parse_dask_address(cluster)
     notebook = Path(notebook)
     runs = plan(notebook, grid, out, profile)
     out = Path(out)
@@ -188,7 +193,20 @@ def sweep(notebook: str | os.PathLike, grid: Mapping[str, list[Any]], out: str |
     skipped = len(runs) - len(todo)
     bar = _progress(len(runs), skipped, progress)
     try:
-        _execute_all(notebook, todo, workers, status, bar)
+        if todo and (cluster is not None or slurm is not None):
+            from . import cluster as engines
+
+            def report(counts: dict[str, int]) -> None:
+                _update(bar, status, counts)
+
+            if cluster is not None:
+                engines.run_on_dask(notebook, todo, cluster if isinstance(cluster, str) else "", status, report,
+                                    out, client=None if isinstance(cluster, str) else cluster)
+            else:
+                engines.run_on_slurm(notebook, todo, slurm, status, report, out)
+            _update(bar, status)
+        else:
+            _execute_all(notebook, todo, workers, status, bar)
     finally:
         bar.close()
         table = collect(runs, stem, list(grid))
@@ -202,11 +220,13 @@ def _execute_all(notebook: Path, todo: list[Run], workers: int, status: dict[str
     """Run ``todo`` in a pool; after a worker dies, go on in a fresh pool with the unstarted runs."""
     pending = list(todo)
     context = multiprocessing.get_context("spawn")
-    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+    threads = threads_per_job(workers) if workers > 1 else None
     while pending:
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=context)
+        # each worker dies with this process, and its kernels with it (accel.repro.workers)
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=context,
+                                   initializer=init_worker, initargs=(os.getpid(), threads))
         futures: dict[Future, Run] = {
-            pool.submit(execute_run, str(notebook), str(r.dir), r.params, threads): r for r in pending}
+            pool.submit(execute_run, str(notebook), str(r.dir), r.params): r for r in pending}
         broken = False
         try:
             remaining = set(futures)
@@ -252,12 +272,15 @@ def _progress(total: int, skipped: int, enabled: bool | None) -> Any:
     return bar
 
 
-def _update(bar: Any, status: dict[str, dict[str, Any]]) -> None:
-    """Finished (done), failed (failed or interrupted) and remaining runs."""
+def _update(bar: Any, status: dict[str, dict[str, Any]], cluster: Mapping[str, int] | None = None) -> None:
+    """Finished (done), failed (failed or interrupted) and remaining runs; on a cluster, the
+    remaining ones split into running and queued."""
     failed = sum(1 for s in status.values() if s["status"] != DONE)
     done = len(status) - failed
     bar.n = len(status)
-    bar.set_postfix({"finished": done, "failed": failed, "remaining": bar.total - len(status)})
+    left = {"running": cluster.get("running", 0), "queued": cluster.get("queued", 0)} if cluster else \
+        {"remaining": bar.total - len(status)}
+    bar.set_postfix({"finished": done, "failed": failed, **left})
 
 
 def _write_outputs(result: SweepResult, notebook: Path, grid: Mapping[str, list[Any]], profile: str,
@@ -280,4 +303,4 @@ def _write_outputs(result: SweepResult, notebook: Path, grid: Mapping[str, list[
                      **{k: s[k] for k in ("error", "failed_notebook", "seconds", "resumed") if k in s}})
     write_json_atomic(out / "sweep.json", {
         "notebook": str(notebook), "profile": profile, "grid": dict(grid),
-        "counts": {k: result.count(k) for k in (DONE, FAILED, INTERRUPTED)}, "runs": runs})
+        "counts": {k: result.count(k) for k in (DONE, FAILED, INTERRUPTED, LOCKED)}, "runs": runs})
