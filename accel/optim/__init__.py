@@ -46,7 +46,7 @@ def check_hyperparameters(spec: dict[str, Any]) -> None:
     ``betas`` in [0, 1) (an average with weight 1 on the past never moves).
     """
     for key in ("lr", "eps"):
-        if key in spec and spec[key] is not None and (not _is_number(spec[key]) or spec[key] <= 0):
+        if key in spec and (not _is_number(spec[key]) or spec[key] <= 0):
             raise ValueError(f"{key} must be a positive number, got {spec[key]!r}")
     if "weight_decay" in spec and (not _is_number(spec["weight_decay"]) or spec["weight_decay"] < 0):
         raise ValueError(f"weight_decay must be a number >= 0, got {spec['weight_decay']!r}")
