@@ -7,8 +7,8 @@ import torch
 
 from accel.experiments import logistic
 from accel.experiments.quadratic import (condition_number, count_iterations, gd_iterations, heavy_ball_parameters,
-                             iterate, jacobi_preconditioner, least_squares, loglog_slope, make_quadratic,
-                             method_settings, preconditioned_kappa, race_to_target)
+                                         iterate, jacobi_preconditioner, least_squares, least_squares_problem,
+                                         loglog_slope, make_quadratic, method_settings, preconditioned_kappa)
 
 
 @pytest.mark.parametrize("kappa", [1.0, 5.0, 1e4])
@@ -87,18 +87,6 @@ def test_least_squares_has_the_quadratic_as_hessian():
     assert torch.allclose(h[0, :, 1, :], torch.zeros(5, 5, dtype=torch.float64), atol=1e-12)
 
 
-def test_race_to_target_counts_and_times():
-    q = make_quadratic(1.0, dim=4)
-    ls = least_squares(q, outputs=2)
-    model = ls.model(0, torch.float64)
-    race = race_to_target(model, ls.loss, {"name": "sgd", "lr": 1.0}, 1e-12, 10)
-    assert race.reached and race.steps == 1 and race.seconds_per_step > 0
-    assert all(p.grad is None for p in model.parameters())
-    for name in ("adahessian", "muon", "soap", "shampoo"):
-        r = race_to_target(ls.model(0), ls.loss, {"name": name, "lr": 1e-2}, 0.0, 3)
-        assert r.steps == 3 and not r.reached and r.losses[-1] < r.losses[0]
-
-
 def test_logistic_hessian_and_preprocessing():
     x, y = logistic.breast_cancer()
     assert x.shape == (569, 30)
@@ -124,23 +112,6 @@ def test_logistic_gd_faster_when_standardized():
     std = logistic.gd_steps(logistic.preprocess(x, "standardized"), y, 0.2, 200)
     raw = logistic.gd_steps(x, y, 0.2, 200)
     assert std.reached and std.steps < 50 and not raw.reached
-
-
-def test_best_over_lrs_and_race():
-    from accel.experiments.quadratic import best_over_lrs, race_optimizers
-    q = make_quadratic(10.0, dim=4)
-    ls = least_squares(q, outputs=2)
-    build = lambda: ls.model(0, torch.float64)
-    l0 = float(ls.loss(build()))
-    # GD on κ=10 (λmax = 10): lr 0.3 diverges, 0.18 ≈ 2/(λmax+λmin) is best, 0.01 is slow
-    lr, best, rows = best_over_lrs(build, ls.loss, {"name": "sgd"}, [0.01, 0.18, 0.3], 1e-4 * l0, 500)
-    assert lr == 0.18 and best.reached
-    assert [r["lr"] for r in rows] == [0.3, 0.18, 0.01] and not rows[0]["reached"]
-    assert rows[2]["steps"] == 501  # capped at the best's count, so counted as not reached
-    table, tried = race_optimizers(build, ls.loss, {"sgd": [0.18], "adam": [0.1]}, 1e-4 * l0, 500)
-    assert [r["optimizer"] for r in table] == ["sgd", "adam"] and len(tried) == 2
-    with pytest.raises(ValueError, match="at least one"):
-        best_over_lrs(build, ls.loss, {"name": "sgd"}, [], 0.0, 5)
 
 
 def test_iteration_counts_table():
@@ -174,25 +145,6 @@ def test_preconditioning_table_jacobi_only_axis_aligned():
     assert other.loc[("rotated", "Jacobi diag(H)⁻¹"), "κ(P½HP½)"] != t.loc[("rotated", "Jacobi diag(H)⁻¹"), "κ(P½HP½)"]
 
 
-def test_race_optimizers_seed_builds_the_same_network_every_time():
-    from accel.experiments.quadratic import race_optimizers
-    ls = least_squares(make_quadratic(10.0, dim=4), outputs=2)
-    built = []
-
-    def build():
-        model = torch.nn.Linear(4, 2, bias=False).double()
-        built.append(model.weight.detach().clone())
-        return model
-    l0 = float(ls.loss(ls.model(0, torch.float64)))
-    rows, tried = race_optimizers(build, ls.loss, {"sgd": [0.1, 0.01], "adam": [0.1]}, 1e-3 * l0, 50, seed=5)
-    assert len(built) == 3 and all(torch.equal(w, built[0]) for w in built)
-    torch.manual_seed(5)
-    assert torch.equal(torch.nn.Linear(4, 2, bias=False).double().weight, built[0])
-    built.clear()
-    race_optimizers(build, ls.loss, {"sgd": [0.1, 0.01]}, 1e-3 * l0, 50)  # no seed: the caller's business
-    assert not torch.equal(built[0], built[1])
-
-
 def test_logistic_preprocessing_race():
     x, y = logistic.breast_cancer()
     summary, curves = logistic.preprocessing_race(x, y, target=0.2, max_steps=60)
@@ -208,3 +160,35 @@ def test_logistic_preprocessing_race():
         assert len(group) == (int(n) + 1 if s.loc[how, "reached"] else 61)
         assert group.step.tolist() == list(range(len(group)))
         assert group.loss.iloc[-1] == s.loc[how, "final loss"]
+
+
+def test_least_squares_problem_keeps_the_spectrum_and_draws_the_rest_from_the_seed():
+    axis = least_squares_problem(100.0, dim=6, outputs=2)
+    rot = least_squares_problem(100.0, dim=6, outputs=2, rotate=True)
+    (m0, loss0), (m0b, _), (m1, loss1) = rot(0), rot(0), rot(1)
+    assert torch.equal(m0.weight, m0b.weight) and not torch.equal(m0.weight, m1.weight)
+    assert float(loss0(m0).detach()) != float(loss1(m1).detach())
+    hessians = []
+    for problem in (axis, rot):
+        model, loss = problem(3)
+        wrap = _Wrap(model.double(), loss)
+        w0 = model.weight.detach().clone()
+        h = torch.autograd.functional.hessian(
+            lambda w: torch.func.functional_call(wrap, {"model.weight": w}, ()), w0)
+        block = h[0, :, 0, :]
+        eig = torch.linalg.eigvalsh(block)
+        assert float(eig[0]) == pytest.approx(1.0, rel=1e-8) and float(eig[-1]) == pytest.approx(100.0, rel=1e-8)
+        hessians.append(block)
+    assert torch.allclose(hessians[0], torch.diag(torch.diagonal(hessians[0])), atol=1e-10)  # axis-aligned
+    assert not torch.allclose(hessians[1], torch.diag(torch.diagonal(hessians[1])), atol=1e-3)  # rotated
+    (ma, _), (mr, _) = axis(3), rot(3)
+    assert torch.equal(ma.weight, mr.weight)  # same seed, same initial weights: the arms are paired
+
+
+class _Wrap(torch.nn.Module):
+    def __init__(self, model, loss):
+        super().__init__()
+        self.model, self.loss = model, loss
+
+    def forward(self):
+        return self.loss(self.model)

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .quadratic import Race, condition_number, race_to_target
+from .quadratic import condition_number
+from .races import Race, race_to_target
 
 PREPROCESSING = ("raw", "centered", "standardized", "whitened")
 

@@ -13,7 +13,6 @@ gradient descent with the step ``2/(λmax+λmin)`` contracts the error by
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -21,8 +20,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-
-from ..optim import make_optimizer, needs_create_graph
 
 SPACINGS = ("log", "linear")
 
@@ -290,96 +287,12 @@ def least_squares(q: Quadratic, outputs: int = 8, samples: int | None = None, se
     return LeastSquares(x, x @ w_star, q)
 
 
-@dataclass
-class Race:
-    """Steps an optimizer needed to reach a target loss, and its wall-clock per step."""
-
-    steps: int
-    reached: bool
-    seconds_per_step: float
-    losses: list[float]
-
-
-def race_to_target(model: nn.Module, loss_fn: Callable[[nn.Module], torch.Tensor], spec: dict,
-                    target: float, max_steps: int) -> Race:
-    """Run the optimizer ``spec`` full-batch until ``loss_fn(model) <= target``.
-
-    The step time (forward, backward, optimizer step) is measured with
-    ``time.perf_counter``; it depends on the machine, the ratios between optimizers
-    less so. AdaHessian gets the ``create_graph=True`` backward it needs. A non-finite
-    loss stops the run as not reached.
-    """
-    opt = make_optimizer(model, spec)
-    create_graph = needs_create_graph(spec.get("name"))
-    losses, elapsed = [], 0.0
-    for step in range(max_steps + 1):
-        t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model)
-        value = float(loss.detach())
-        losses.append(value)
-        if value <= target or not math.isfinite(value) or step == max_steps:
-            break
-        loss.backward(create_graph=create_graph)
-        opt.step()
-        elapsed += time.perf_counter() - t0
-    steps = len(losses) - 1
-    reached = math.isfinite(losses[-1]) and losses[-1] <= target
-    for p in model.parameters():
-        p.grad = None  # drop AdaHessian's graph
-    return Race(steps, reached, elapsed / max(steps, 1), losses)
-
-
-def best_over_lrs(build: Callable[[], nn.Module], loss_fn: Callable[[nn.Module], torch.Tensor], spec: dict,
-                  lrs: Sequence[float], target: float, max_steps: int) -> tuple[float, Race, list[dict]]:
-    """:func:`race_to_target` for each learning rate in ``lrs``; the one with fewest steps.
-
-    Every optimizer gets the same small grid treatment, so none wins by tuning alone.
-    Rates are tried from the largest down; once one has reached the target, the next
-    are capped at its step count (they can only win by being faster), which keeps grids
-    cheap. Ties go to the larger rate. Unreached runs count as ``max_steps + 1``.
-    """
-    if not lrs:
-        raise ValueError("lrs must list at least one learning rate")
-    best: tuple[float, Race] | None = None
-    rows, cap = [], max_steps
-    for lr in sorted(lrs, reverse=True):
-        race = race_to_target(build(), loss_fn, {**spec, "lr": lr}, target, cap)
-        steps = race.steps if race.reached else max_steps + 1
-        rows.append({"lr": lr, "steps": steps, "reached": race.reached, "final_loss": race.losses[-1],
-                     "seconds_per_step": race.seconds_per_step})
-        if best is None or steps < (best[1].steps if best[1].reached else max_steps + 1):
-            best = (lr, race)
-        if race.reached:
-            cap = race.steps
-    return best[0], best[1], rows
-
-
-def race_optimizers(build: Callable[[], nn.Module], loss_fn: Callable[[nn.Module], torch.Tensor],
-                    grids: dict[str, Sequence[float]], target: float, max_steps: int,
-                    extra: dict[str, dict] | None = None, seed: int | None = None) -> tuple[list[dict], list[dict]]:
-    """:func:`best_over_lrs` for every optimizer of ``grids`` (name -> learning rates).
-
-    Returns one row per optimizer (best rate, reached, steps or NaN, ms per step) and
-    one row per rate tried. ``extra`` adds fixed arguments per optimizer. With ``seed``,
-    ``torch.manual_seed(seed)`` runs before every ``build()``, so every optimizer and
-    rate starts from the same initial weights.
-    """
-    if seed is not None:
-        build = _seeded(build, seed)
-    rows, tried = [], []
-    for name, lrs in grids.items():
-        spec = {"name": name, **(extra or {}).get(name, {})}
-        lr, best, table = best_over_lrs(build, loss_fn, spec, lrs, target, max_steps)
-        rows.append({"optimizer": name, "lr": lr, "reached": best.reached,
-                     "steps": best.steps if best.reached else float("nan"),
-                     "ms per step": 1e3 * best.seconds_per_step})
-        tried += [{"optimizer": name, **t} for t in table]
-    return rows, tried
-
-
-def _seeded(build: Callable[[], nn.Module], seed: int) -> Callable[[], nn.Module]:
-    def seeded_build() -> nn.Module:
-        torch.manual_seed(seed)
-        return build()
-    return seeded_build
+def least_squares_problem(kappa: float, dim: int = 32, outputs: int = 8, *, rotate: bool = False
+                          ) -> Callable[[int], tuple[nn.Linear, Callable[[nn.Module], torch.Tensor]]]:
+    """``seed -> (model, loss)`` for :mod:`accel.experiments.races`: the least-squares problem of a
+    ``dim``-d quadratic with condition number ``kappa`` (eigenvalues 1 … κ, the same for every
+    seed), its rotation, teacher and initial weights drawn from ``seed``."""
+    def problem(seed: int) -> tuple[nn.Linear, Callable[[nn.Module], torch.Tensor]]:
+        ls = least_squares(make_quadratic(kappa, dim=dim, rotate=rotate, seed=seed), outputs=outputs, seed=seed)
+        return ls.model(seed), ls.loss
+    return problem
