@@ -3,14 +3,17 @@
 SGDR (Loshchilov & Hutter 2017) anneals the learning rate with a cosine over a cycle and
 then restarts it at its maximum. Huang et al. 2017 ("Snapshot ensembles: train 1, get M
 for free") save the weights at the end of every cycle, where the rate is smallest and
-the network sits in a minimum, and predict with the mean of the snapshots' softmax
-outputs, p_ens(y | x) = (1/M) Σ_m softmax(f_m(x)). One training run
-thus yields an ensemble; whether it beats the last snapshot alone depends on how
-different the minima of the cycles are.
+the network sits in a minimum, and predict with the mean of the *last m* snapshots'
+softmax outputs, p_ens(y | x) = (1/m) Σ_{i>M−m} softmax(f_i(x)); the first snapshots of
+a run are the least trained, so Huang et al. ensemble the last ones. One training run
+thus yields an ensemble; whether it beats the last snapshot alone, or a single run of
+the same budget, depends on how different the minima of the cycles are.
 
 Lightning's own ``ModelCheckpoint(every_n_epochs=cycle_epochs, save_top_k=-1)`` saves
 the snapshots; this module trains the seeds, reads the snapshots back and scores the
-ensembles of the first k of them against snapshot k alone.
+ensemble of the last m of them, for every m, against the last snapshot alone. Runs
+use :func:`accel.training.fit` rather than ``train_seeds`` because checkpoints need the
+Trainer's ``enable_checkpointing``; they are seeded exactly as ``train_seeds`` seeds.
 """
 from __future__ import annotations
 
@@ -18,7 +21,6 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple, Sequence
 
-import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
@@ -32,9 +34,10 @@ from ..training import fit
 class SnapshotRuns(NamedTuple):
     """What :func:`train_snapshots` returns, one table each, with a ``seed`` column."""
 
-    snapshots: pd.DataFrame  # seed, snapshots (k), ensemble accuracy (of 1..k), snapshot accuracy (of k)
+    snapshots: pd.DataFrame  # seed, snapshot (i = 1..M), epoch, test accuracy (of snapshot i alone)
+    ensembles: pd.DataFrame  # seed, last (m = 1..M), ensemble accuracy (of snapshots M−m+1..M)
     history: pd.DataFrame    # per-epoch metrics (accel.callbacks.History)
-    steps: pd.DataFrame      # per-step loss and learning rate (accel.callbacks.StepHistory)
+    steps: pd.DataFrame      # per-update loss and learning rate (accel.callbacks.StepHistory)
 
 
 def snapshot_paths(folder: str | Path) -> list[Path]:
@@ -56,18 +59,19 @@ def snapshot_probabilities(paths: Sequence[str | Path], x: torch.Tensor) -> list
     return probs
 
 
-def ensemble_accuracies(probs: Sequence[torch.Tensor], y: torch.Tensor) -> list[dict[str, float]]:
-    """For k = 1..M: the accuracy of the mean of the first k snapshots' probabilities
-    (Huang et al. 2017) and the accuracy of snapshot k alone."""
+def ensemble_accuracy(probs: Sequence[torch.Tensor], y: torch.Tensor) -> float:
+    """Accuracy of the mean of ``probs`` (each snapshot's softmax outputs), Huang et al. 2017."""
     if not len(probs):
         raise ValueError("no snapshots to ensemble")
-    rows = []
-    for k in range(1, len(probs) + 1):
-        ens = torch.stack(list(probs[:k])).mean(0)
-        rows.append({"snapshots": k,
-                     "ensemble accuracy": float((ens.argmax(1) == y).float().mean()),
-                     "snapshot accuracy": float((probs[k - 1].argmax(1) == y).float().mean())})
-    return rows
+    return float((torch.stack(list(probs)).mean(0).argmax(1) == y).float().mean())
+
+
+def last_m_ensembles(probs: Sequence[torch.Tensor], y: torch.Tensor) -> list[dict[str, float]]:
+    """For m = 1..M: the accuracy of the ensemble of the last m snapshots (m = 1: the last
+    snapshot alone), the ensembles Huang et al. 2017 report."""
+    if not len(probs):
+        raise ValueError("no snapshots to ensemble")
+    return [{"last": m, "ensemble accuracy": ensemble_accuracy(probs[-m:], y)} for m in range(1, len(probs) + 1)]
 
 
 def train_snapshots(build: Callable[[], pl.LightningModule], datamodule: pl.LightningDataModule,
@@ -83,7 +87,7 @@ def train_snapshots(build: Callable[[], pl.LightningModule], datamodule: pl.Ligh
     if cycles < 1 or cycle_epochs < 1:
         raise ValueError(f"cycles and cycle_epochs must be positive, got {cycles}, {cycle_epochs}")
     x_test, y_test = datamodule.x_test, datamodule.y_test
-    rows, histories, steps = [], [], []
+    singles, ensembles, histories, steps = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
             seed_everything(seed)
@@ -97,21 +101,13 @@ def train_snapshots(build: Callable[[], pl.LightningModule], datamodule: pl.Ligh
             histories.append(history.assign(seed=seed))
             steps.append(step_log.frame().assign(seed=seed))
             probs = snapshot_probabilities(snapshot_paths(folder), x_test)
-            rows += [{"seed": seed, **row} for row in ensemble_accuracies(probs, y_test)]
-    return SnapshotRuns(pd.DataFrame(rows), pd.concat(histories, ignore_index=True),
+            singles += [{"seed": seed, "snapshot": i + 1, "epoch": (i + 1) * cycle_epochs,
+                         "test accuracy": ensemble_accuracy([p], y_test)} for i, p in enumerate(probs)]
+            ensembles += [{"seed": seed, **row} for row in last_m_ensembles(probs, y_test)]
+    return SnapshotRuns(pd.DataFrame(singles), pd.DataFrame(ensembles), pd.concat(histories, ignore_index=True),
                         pd.concat(steps, ignore_index=True))
 
 
-def restart_loss_changes(history: pd.DataFrame, cycles: int, cycle_epochs: int,
-                         metric: str = "train_loss") -> np.ndarray:
-    """``metric`` of the first epoch after each warm restart minus that of the last epoch
-    before it, for every seed of a per-epoch history (epochs numbered from 1).
-
-    Restart c (c = 1..cycles−1) happens after epoch c·cycle_epochs; a positive entry
-    means the loss rose across it. Per seed in the order of the ``seed`` column's groups.
-    """
-    changes: list[float] = []
-    for _, h in history.groupby("seed"):
-        by_epoch = h.set_index("epoch")[metric]
-        changes += [by_epoch[c * cycle_epochs + 1] - by_epoch[c * cycle_epochs] for c in range(1, cycles)]
-    return np.array(changes)
+def restart_updates(cycles: int, cycle_epochs: int, steps_per_epoch: int) -> list[int]:
+    """The first update of cycles 2..C: where SGDR with ``T_0 = cycle_epochs`` epochs restarts."""
+    return [c * cycle_epochs * steps_per_epoch for c in range(1, cycles)]
