@@ -167,3 +167,11 @@ def test_no_notebook_sets_a_verdict(root):
     hits = [f"{p.name}:{i}: {line.strip()}" for p in sorted((root / "notebooks").glob("*.md"))
             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert not hits, "a notebook sets a verdict by hand:\n" + "\n".join(hits)
+
+
+def test_zero_spread_is_not_certainty():
+    """Three seeds with the same paired difference (a tie of a discrete metric) decide nothing."""
+    a, b = [0.900, 0.910, 0.920], [0.908, 0.918, 0.928]
+    c = claims.less_than("c", "s", "src", a, b, paired=True)
+    assert c.verdict == INCONCLUSIVE and "no spread" in c.details["why"]
+    assert claims.mean_compare("m", "s", "src", [1.0, 1.0, 1.0], ">", 0).verdict == INCONCLUSIVE

@@ -23,6 +23,9 @@ The policies every claim follows live here:
   marks such runs; the true value is at least the recorded one). A verdict is kept only
   if it would hold for every value consistent with the bounds; otherwise the claim is
   inconclusive and says which runs were censored.
+* **No spread.** When every seed gives the same value (or the same paired difference),
+  the standard error is 0 and a t-test would claim certainty it has not measured (a
+  discrete metric such as accuracy on 1,000 samples ties easily): the claim is inconclusive.
 * **Preconditions.** ``requires={"the unguarded run diverged": bool}``: a claim whose
   precondition was not met is inconclusive, naming it.
 
@@ -172,10 +175,20 @@ def _finish(id: str, statement: str, source: str, criterion: str, measured: floa
             reasons.append(f"non-finite values ({where}) counted as the worst value {worst:g}")
     if censor_note:
         reasons.append(censor_note)
+    if _no_spread(test, measured) and verdict != INCONCLUSIVE:
+        verdict = INCONCLUSIVE
+        reasons.append("no spread across seeds (every seed gave the same value): the t-test cannot estimate "
+                       "the noise; more seeds or a finer measurement would decide it")
     claim = Claim(id, statement, source, criterion, measured, verdict, dict(details), kind=CLAIM, test=test)
     if reasons:
         claim.details["why"] = "; ".join(reasons)
     return _apply_requires(claim, requires)
+
+
+def _no_spread(test: dict[str, Any], measured: float) -> bool:
+    """A standard error at the level of floating-point rounding of the measured difference."""
+    se = test.get("se")
+    return se is not None and math.isfinite(measured) and se <= 1e-9 * max(abs(measured), 1e-12)
 
 
 def _censor(verdict: str, censored_a: np.ndarray, censored_b: np.ndarray, a_smaller_claimed: bool
