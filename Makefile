@@ -35,6 +35,10 @@ test: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(PY) benchmarks/throughput.py $(BENCH_ARGS)
+	@if command -v taskset >/dev/null; then echo "one core (taskset -c 0):"; \
+		taskset -c 0 $(PY) benchmarks/throughput.py $(BENCH_ARGS); \
+	else echo "taskset not found: skipping the one-core throughput run"; fi
+	$(PY) benchmarks/ensemble.py
 	$(PY) benchmarks/sweep.py
 
 clean:

@@ -1,20 +1,68 @@
-"""Fit a LightningModule with the book's defaults (quiet, deterministic, seeded), once or over seeds."""
+"""Fit a LightningModule with the book's defaults (quiet, deterministic, seeded), once or over seeds.
+
+Over seeds, either one run after another (any module, per-seed callbacks) or, with
+``ensemble=True``, all seeds at once as one stacked model (:mod:`accel.ensemble`).
+"""
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import warnings
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 import pandas as pd
 import pytorch_lightning as pl
+from pytorch_lightning.profilers import PassThroughProfiler
+from torch import nn
 
-from .device import accelerator_name, default_precision
 from .callbacks.history import History
+from .device import accelerator_name, default_precision
+from .ensemble import MemberData, MemberHistory, check_clipping, stack_classifiers
 from .seeding import seed_everything
+
+_NO_CONTEXT = contextlib.nullcontext()
+
+
+class QuietProfiler(PassThroughProfiler):
+    """Lightning's no-op profiler, without its cost.
+
+    Lightning wraps every hook call (some 25 a step) in ``profiler.profile(name)``; the
+    pass-through profiler's generator-based context manager costs more than the hooks.
+    This one returns one shared, stateless ``nullcontext``. Pass ``profiler="simple"`` (or
+    any Lightning profiler) to ``make_trainer`` to measure instead.
+    """
+
+    def profile(self, action_name: str) -> contextlib.nullcontext:  # type: ignore[override]
+        return _NO_CONTEXT
+
+
+@functools.cache
+def _entry_points(group: str) -> Any:
+    from importlib.metadata import entry_points
+    return entry_points(group=group)
+
+
+def _remember_callback_plugins() -> None:
+    """Read the installed callback plugins once per process, not once per Trainer.
+
+    Every ``Trainer()`` asks ``importlib.metadata`` for the entry points of Lightning's
+    callback-factory group, which reads the metadata of every installed distribution
+    (~8 ms, as much as a few hundred steps of the book's small models). The answer only
+    changes when packages are installed, so it is kept for the process.
+    """
+    try:
+        from lightning_fabric.utilities import registry
+    except ImportError:  # pragma: no cover - a Lightning without this module
+        return
+    from importlib.metadata import entry_points
+    if getattr(registry, "entry_points", None) is entry_points:
+        registry.entry_points = _entry_points  # type: ignore[attr-defined]
 
 
 def make_trainer(epochs: int, callbacks: Sequence[pl.Callback] = (), **kwargs: Any) -> pl.Trainer:
-    """A Trainer without progress bars, loggers, checkpoints or summaries.
+    """A Trainer without progress bars, loggers, checkpoints, summaries or profiling cost.
 
     Those are useful interactively but cost time per step in the book's small models;
     pass them through ``kwargs`` to turn them back on. ``devices``/``num_nodes``/
@@ -23,11 +71,12 @@ def make_trainer(epochs: int, callbacks: Sequence[pl.Callback] = (), **kwargs: A
     options: dict[str, Any] = dict(
         max_epochs=epochs, accelerator=accelerator_name(), devices=1, logger=False,
         enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
-        deterministic=True, num_sanity_val_steps=0,
+        deterministic=True, num_sanity_val_steps=0, profiler=QuietProfiler(),
     )
     options.update(kwargs)
     options.setdefault("precision", default_precision(options["accelerator"]))
     quiet_lightning()
+    _remember_callback_plugins()
     return pl.Trainer(callbacks=list(callbacks), **options)
 
 
@@ -39,11 +88,15 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
 
 
+def _check_epochs(epochs: Any) -> None:
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+
+
 def fit(module: pl.LightningModule, datamodule: pl.LightningDataModule, epochs: int, *,
         seed: int | None = None, callbacks: Sequence[pl.Callback] = (), **trainer_kwargs: Any) -> pd.DataFrame:
     """Train for ``epochs`` (validating each epoch) and return the per-epoch metrics table."""
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    _check_epochs(epochs)
     if seed is not None:
         seed_everything(seed)
     history = History()
@@ -52,24 +105,92 @@ def fit(module: pl.LightningModule, datamodule: pl.LightningDataModule, epochs: 
     return history.frame()
 
 
-def train_seeds(build: Callable[[], pl.LightningModule], datamodule: pl.LightningDataModule, epochs: int,
-                seeds: Iterable[int], *, callbacks: Callable[[], list[pl.Callback]] | None = None,
-                **labels: Any) -> pd.DataFrame:
-    """Train a fresh module per seed and stack their per-epoch histories.
+@dataclass
+class SeedRuns:
+    """What :func:`run_seeds` trained: the stacked per-epoch ``history`` and, per seed, the
+    trained module and the callbacks that watched it."""
+
+    history: pd.DataFrame
+    modules: dict[int, pl.LightningModule] = field(default_factory=dict)
+    callbacks: dict[int, list[pl.Callback]] = field(default_factory=dict)
+
+    @property
+    def nets(self) -> dict[int, nn.Module]:
+        """Per seed, the trained network inside the module (``Classifier.net``)."""
+        return {s: getattr(m, "net", m) for s, m in self.modules.items()}
+
+
+def run_seeds(build: Callable[[], pl.LightningModule], datamodule: pl.LightningDataModule, epochs: int,
+              seeds: Iterable[int], *, callbacks: Callable[[], list[pl.Callback]] | None = None,
+              ensemble: bool = False, trainer_options: dict[str, Any] | None = None,
+              **labels: Any) -> SeedRuns:
+    """Train a fresh module per seed; keep the stacked histories, the modules and their callbacks.
 
     The seed is set *before* ``build()`` so the initial weights depend on it, and it also
-    drives the data order (``datamodule.seed``). ``labels`` become constant columns
+    drives the data order (``datamodule.seed``). ``callbacks()`` makes each seed's own
+    callbacks; ``trainer_options`` go to every Trainer (``gradient_clip_val``,
+    ``reload_dataloaders_every_n_epochs``, ...); ``labels`` become constant columns
     (e.g. ``init="he_normal"``) for plotting with seaborn.
+
+    ``ensemble=True`` trains all seeds at once as one stacked model (:mod:`accel.ensemble`),
+    each member with its seed's initial weights and data order, so each seed's rows match a
+    separate run up to float rounding. ``build()`` must return an
+    :class:`accel.module.Classifier` with an elementwise optimizer; per-seed callbacks
+    cannot watch one member of a shared Trainer and are refused. The trained weights are
+    copied back into each seed's module, so ``modules`` and ``nets`` work as without it.
     """
-    frames = []
+    _check_epochs(epochs)
+    seeds = list(seeds)
+    options = dict(trainer_options or {})
+    if ensemble:
+        return _run_stacked(build, datamodule, epochs, seeds, callbacks, options, labels)
+    frames, modules, kept = [], {}, {}
     for seed in seeds:
         seed_everything(seed)
         if hasattr(datamodule, "seed"):
             datamodule.seed = seed
         module = build()
-        history = fit(module, datamodule, epochs, callbacks=callbacks() if callbacks else ())
+        extra = callbacks() if callbacks else []
+        history = fit(module, datamodule, epochs, callbacks=extra, **options)
         frames.append(history.assign(seed=seed, **labels))
-    return pd.concat(frames, ignore_index=True)
+        modules[seed], kept[seed] = module, extra
+    return SeedRuns(pd.concat(frames, ignore_index=True), modules, kept)
+
+
+def _run_stacked(build: Callable[[], pl.LightningModule], datamodule: pl.LightningDataModule, epochs: int,
+                 seeds: list[int], callbacks: Callable[[], list[pl.Callback]] | None,
+                 options: dict[str, Any], labels: dict[str, Any]) -> SeedRuns:
+    if callbacks is not None:
+        raise ValueError("per-seed callbacks are not supported with ensemble=True: one Trainer trains "
+                         "all seeds as one stacked model, so a callback would see every member at once. "
+                         "Pass callbacks=None, or train the seeds one at a time (ensemble=False)")
+    check_clipping(options.get("gradient_clip_val"), options.get("gradient_clip_algorithm"))
+    if not seeds:
+        raise ValueError("ensemble=True needs at least one seed")
+    modules = []
+    for seed in seeds:  # as the sequential path seeds: the RNG, then the data order, then build()
+        seed_everything(seed)
+        if hasattr(datamodule, "seed"):
+            datamodule.seed = seed
+        modules.append(build())
+    stacked = stack_classifiers(modules)
+    history = MemberHistory(seeds)
+    trainer = make_trainer(epochs, [history], **options)
+    trainer.fit(stacked, datamodule=MemberData(datamodule, seeds))
+    for k, module in enumerate(modules):
+        stacked.net.copy_member_into(k, module.net)
+    frame = history.frame().assign(**labels)
+    return SeedRuns(frame, dict(zip(seeds, modules)), {seed: [] for seed in seeds})
+
+
+def train_seeds(build: Callable[[], pl.LightningModule], datamodule: pl.LightningDataModule, epochs: int,
+                seeds: Iterable[int], *, callbacks: Callable[[], list[pl.Callback]] | None = None,
+                ensemble: bool = False, trainer_options: dict[str, Any] | None = None,
+                **labels: Any) -> pd.DataFrame:
+    """:func:`run_seeds`' stacked per-epoch histories: one row per seed × epoch (epoch, step,
+    train_loss, train_acc, val_loss, val_acc, seed, labels...)."""
+    return run_seeds(build, datamodule, epochs, seeds, callbacks=callbacks, ensemble=ensemble,
+                     trainer_options=trainer_options, **labels).history
 
 
 def at_epoch(history: pd.DataFrame, epoch: int, metric: str, by: str | list[str]) -> pd.DataFrame:

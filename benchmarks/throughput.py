@@ -3,15 +3,20 @@
 Both sides train the same MNIST-1D CNN on the same device-resident tensors with the
 same optimizer, batch size and epochs, and evaluate on the test set after every
 epoch. What differs is only the machinery: Lightning's Trainer with accel's module,
-data module and callbacks versus a hand-written ``for`` loop. Printed: samples per
-second of each (median of ``--repeats`` timed runs after one warm-up) and their ratio
-(accel / plain; 1.0 means Lightning costs nothing).
+data module and callbacks versus a hand-written ``for`` loop. Printed, per batch size
+(``--batch-size 128 2048``): samples per second of each (median of ``--repeats`` timed
+runs after one warm-up, the two interleaved), their ratio (accel / plain; 1.0 means
+Lightning costs nothing) and Lightning's overhead per step in milliseconds (the time
+difference over the steps run, Trainer construction and per-epoch validation included).
+Each run has at least ``--min-steps`` steps, so fixed costs are not what is measured.
+For a one-core figure run it under ``taskset -c 0``.
 
 ``--target-acc`` then trains accel's CNN until its test accuracy reaches the target
 (Greydanus 2020 reports about 94 % for a CNN on MNIST-1D) and prints the epochs and
 seconds it took, or that it did not get there within ``--max-epochs``.
 
-    .venv/bin/python benchmarks/throughput.py                 # CPU: a short run
+    .venv/bin/python benchmarks/throughput.py                 # CPU: batch 128 and 2048
+    taskset -c 0 .venv/bin/python benchmarks/throughput.py    # one core
     .venv/bin/python benchmarks/throughput.py --epochs 20 --target-acc 0.94   # a GPU
 """
 from __future__ import annotations
@@ -92,11 +97,43 @@ def time_to_accuracy(dm, target: float, max_epochs: int, lr: float) -> tuple[int
     return epoch, seconds * epoch / max_epochs
 
 
+def measure(batch_size: int, args: argparse.Namespace, device: torch.device, autocast: bool) -> None:
+    """Interleaved timings of accel and the plain loop at one batch size, one line each and a ratio."""
+    dm = make_datamodule("mnist1d", batch_size, source_args={"num_samples": args.samples}, device=device)
+    steps_per_epoch = len(dm.train_dataloader())
+    epochs = max(args.epochs, -(-args.min_steps // steps_per_epoch))
+    steps, n = steps_per_epoch * epochs, len(dm.x_train) * epochs
+    print(f"batch={batch_size} epochs={epochs} steps={steps}")
+    run_accel(dm, 1, args.lr), run_plain(dm, 1, args.lr, autocast)  # warm-up: kernels, caches
+    times: dict[str, list[float]] = {"accel": [], "plain": []}
+    accs = {}
+    for _ in range(args.repeats):  # interleaved, so drifts in machine load hit both alike
+        t, accs["accel"] = run_accel(dm, epochs, args.lr)
+        times["accel"].append(t)
+        t, accs["plain"] = run_plain(dm, epochs, args.lr, autocast)
+        times["plain"].append(t)
+    median = {k: statistics.median(v) for k, v in times.items()}
+    for k in times:
+        print(f"{k:>6}: {n / median[k]:>10,.0f} samples/s  (median of {args.repeats}: "
+              f"{median[k]:.2f} s; final test acc {accs[k]:.3f})")
+    overhead = (median["accel"] - median["plain"]) / steps * 1e3
+    print(f"throughput ratio accel/plain = {median['plain'] / median['accel']:.3f} at batch {batch_size}; "
+          f"overhead {overhead:.2f} ms per step ({median['plain'] / steps * 1e3:.2f} ms plain step)")
+    if args.target_acc is not None:
+        epoch, seconds = time_to_accuracy(dm, args.target_acc, args.max_epochs, args.lr)
+        if epoch is None:
+            print(f"time to {args.target_acc:.0%} test accuracy: not reached in {args.max_epochs} "
+                  f"epochs ({seconds:.1f} s)")
+        else:
+            print(f"time to {args.target_acc:.0%} test accuracy: epoch {epoch}, ~{seconds:.1f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--samples", type=int, default=5000, help="MNIST-1D samples (80%% train)")
-    ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, nargs="+", default=[128, 2048])
+    ap.add_argument("--epochs", type=int, default=3, help="at least this many epochs per run")
+    ap.add_argument("--min-steps", type=int, default=96, help="at least this many steps per run")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--target-acc", type=float, default=None)
@@ -105,33 +142,11 @@ def main() -> None:
 
     device = default_device()
     precision = default_precision()
-    dm = make_datamodule("mnist1d", args.batch_size, source_args={"num_samples": args.samples},
-                         device=device)
-    n = len(dm.x_train) * args.epochs
     autocast = precision.startswith("bf16")
     print(f"device={device} precision={precision} torch threads={torch.get_num_threads()} "
-          f"train samples={len(dm.x_train)} batch={args.batch_size} epochs={args.epochs}")
-    run_accel(dm, 1, args.lr), run_plain(dm, 1, args.lr, autocast)  # warm-up: kernels, caches
-    times = {"accel": [], "plain": []}
-    accs = {}
-    for _ in range(args.repeats):  # interleaved, so drifts in machine load hit both alike
-        t, accs["accel"] = run_accel(dm, args.epochs, args.lr)
-        times["accel"].append(t)
-        t, accs["plain"] = run_plain(dm, args.epochs, args.lr, autocast)
-        times["plain"].append(t)
-    rate = {k: n / statistics.median(v) for k, v in times.items()}
-    for k in times:
-        print(f"{k:>6}: {rate[k]:>10,.0f} samples/s  (median of {args.repeats}: "
-              f"{statistics.median(times[k]):.2f} s; final test acc {accs[k]:.3f})")
-    print(f"throughput ratio accel/plain = {rate['accel'] / rate['plain']:.3f}")
-
-    if args.target_acc is not None:
-        epoch, seconds = time_to_accuracy(dm, args.target_acc, args.max_epochs, args.lr)
-        if epoch is None:
-            print(f"time to {args.target_acc:.0%} test accuracy: not reached in {args.max_epochs} "
-                  f"epochs ({seconds:.1f} s)")
-        else:
-            print(f"time to {args.target_acc:.0%} test accuracy: epoch {epoch}, ~{seconds:.1f} s")
+          f"MNIST-1D samples={args.samples}")
+    for batch_size in args.batch_size:
+        measure(batch_size, args, device, autocast)
 
 
 if __name__ == "__main__":

@@ -78,3 +78,47 @@ def test_loss_is_chosen_by_name_and_bad_names_are_refused():
     assert module.loss_fn is one_hot_mse and module.hparams.loss == "mse"
     with pytest.raises(ValueError, match="cross_entropy, mse"):
         Classifier(spec, {"name": "sgd", "lr": 0.1}, loss="hinge")
+
+
+def test_a_fit_is_bitwise_a_hand_written_loop():
+    """Lightning's path (hooks, metric bookkeeping, profiler, clipping hook) adds nothing to the
+    numbers: the same seed, batches, optimizer and schedule in a plain loop give bitwise the same
+    weights, and the logged epoch losses are the float32 sums of loss · batch size in step order."""
+    import torch.nn.functional as F
+
+    from accel.callbacks.history import StepHistory
+    from accel.data.loader import TensorBatchLoader
+    from accel.models import build_model
+    from accel.optim import make_optimizer
+    from accel.schedules import make_schedule
+
+    spec = {"name": "mlp", "in_features": 10, "hidden": [16], "out_features": 2, "norm": "bn"}
+    opt_spec, sched = {"name": "adamw", "lr": 0.01, "weight_decay": 0.1}, {"name": "cosine", "warmup_steps": 2}
+    dm = _data()
+    seed_everything(3)
+    module = Classifier(spec, opt_spec, sched, total_steps=18)
+    steps = StepHistory()
+    history = fit(module, dm, 3, callbacks=[steps])
+
+    seed_everything(3)
+    net = build_model(spec)
+    opt = make_optimizer(net, opt_spec)
+    schedule = make_schedule(opt, sched, 18)
+    loader = TensorBatchLoader(dm.x_train, dm.y_train, dm.batch_size, shuffle=True, seed=dm.seed)
+    for epoch in range(3):
+        net.train()
+        loss_sum = torch.zeros(())
+        for x, y in loader:
+            loss = F.cross_entropy(net(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            schedule.step()
+            loss_sum = loss_sum + loss.detach() * len(y)
+        assert history["train_loss"].iloc[epoch] == float(loss_sum / len(dm.x_train))
+        net.eval()
+        with torch.no_grad():
+            assert history["val_loss"].iloc[epoch] == float(F.cross_entropy(net(dm.x_test), dm.y_test))
+    for (name, p), q in zip(module.net.state_dict().items(), net.state_dict().values()):
+        assert torch.equal(p, q), name
+    assert len(steps.frame()) == 18

@@ -7,7 +7,7 @@ Lightning accepts any iterable with ``__len__`` as a loader.
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from typing import Iterable, Iterator, Sequence
 
 import torch
 
@@ -58,6 +58,31 @@ class TensorBatchLoader:
             start = i * b + self.rank * self.batch_size
             sl = slice(start, min(start + self.batch_size, (i + 1) * b))
             yield x[sl], y[sl]
+
+
+class StackedBatches:
+    """Batches of K loaders stacked along a new first dimension: ``(K, B, ...)``, ``(K, B)``.
+
+    A seed ensemble (:mod:`accel.ensemble`) trains K members at once, each on its own data
+    order; loader ``k`` is the one a separate run with seed ``k`` would use, so member
+    ``k`` sees exactly the batches that run would see. All loaders must have the same
+    length and batch sizes (the same data set with different shuffles).
+    """
+
+    def __init__(self, loaders: Sequence[Iterable[tuple[torch.Tensor, torch.Tensor]]]):
+        if not loaders:
+            raise ValueError("StackedBatches needs at least one loader")
+        lengths = {len(loader) for loader in loaders}  # type: ignore[arg-type]
+        if len(lengths) != 1:
+            raise ValueError(f"the member loaders differ in length: {sorted(lengths)}")
+        self.loaders = list(loaders)
+
+    def __len__(self) -> int:
+        return len(self.loaders[0])  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        for batches in zip(*self.loaders):
+            yield tuple(torch.stack(parts) for parts in zip(*batches))
 
 
 def check_batch_size(batch_size: int, n: int, drop_last: bool = False) -> None:
