@@ -24,6 +24,7 @@ _EXPORTS = {
     "Classifier": "accel.module",
     "fit": "accel.training",
     "train_seeds": "accel.training",
+    "run_seeds": "accel.training",
     "make_trainer": "accel.training",
     "seed_everything": "accel.seeding",
     "make_datamodule": "accel.data",

@@ -379,14 +379,6 @@ def _apply_requires(claim: Claim, requires: Mapping[str, bool] | None) -> Claim:
     return claim
 
 
-def seed_spread(a: Sequence[float], b: Sequence[float]) -> float:
-    """Welch's standard error of mean(a) − mean(b): sqrt(s_a²/n_a + s_b²/n_b); NaN with < 2 seeds a side."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 2 or len(b) < 2:
-        return float("nan")
-    return float(np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
