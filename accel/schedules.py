@@ -2,10 +2,10 @@
 
 A spec is ``{"name": ..., **arguments}``. Each schedule is a function of the step alone,
 ``lr(t) = lr0 · f(t)`` (Loshchilov & Hutter 2017 for cosine and SGDR, Smith 2017 for
-cyclic rates, Smith & Topin 2018 for one-cycle), so schedules compose by arithmetic
-(a warm-up is ``w(t)`` followed by ``f(t − W)``), can be plotted without an optimizer
-(:func:`lr_factor`), and a rollback that rescales the optimizer's base rates
-(:class:`accel.callbacks.DivergenceGuard`) rescales the whole schedule. Arguments given
+cyclic rates, Smith & Topin 2018 for one-cycle, Hägele et al. 2024 for warmup-stable-decay),
+so schedules compose by arithmetic (a warm-up is ``w(t)`` followed by ``f(t − W)``), can be
+plotted without an optimizer (:func:`lr_factor`), and a rollback that rescales the optimizer's
+base rates (:class:`accel.callbacks.DivergenceGuard`) rescales the whole schedule. Arguments given
 as absolute rates (``eta_min``, cyclic's ``base_lr``) are divided by each parameter
 group's own initial rate, as ``torch.optim.lr_scheduler`` does.
 
@@ -155,14 +155,49 @@ def _spike(total_steps: int, lr0: float, start: int, length: int, factor: float)
     return lambda t: factor if start <= t < end else 1.0
 
 
+COOLDOWNS = ("linear", "sqrt")
+
+
+def _wsd(total_steps: int, lr0: float, cooldown_steps: int | None = None, cooldown_fraction: float = 0.2,
+         cooldown: str = "linear", end_factor: float = 0.0) -> Factor:
+    """Warmup-stable-decay (Hägele et al. 2024): constant, then a cooldown over the last C steps.
+
+    With ``x = (t − (T − C)) / C`` the fraction of the cooldown done, f(t) = 1 before it and
+    ``1 − (1 − end_factor)·x`` (``cooldown="linear"``) or ``1 − (1 − end_factor)·√x``
+    (``"sqrt"``, their "1 − sqrt" shape) during it. ``C`` is ``cooldown_steps``, else
+    ``round(cooldown_fraction · T)`` (at least 1) of this schedule's T steps (after any
+    warm-up). The constant part does not depend on T, so one constant run with cooldowns
+    branched off at steps L − C gives the WSD run of every length L.
+    """
+    if cooldown not in COOLDOWNS:
+        raise ValueError(f"unknown cooldown {cooldown!r}; valid: {', '.join(COOLDOWNS)}")
+    _fraction("end_factor", end_factor)
+    if cooldown_steps is None:
+        if not 0 < cooldown_fraction <= 1:
+            raise ValueError(f"cooldown_fraction must be in (0, 1], got {cooldown_fraction!r}")
+        cooldown_steps = max(1, int(round(cooldown_fraction * total_steps)))
+    _positive_int("cooldown_steps", cooldown_steps)
+    if cooldown_steps > total_steps:
+        raise ValueError(f"cooldown_steps must be at most the schedule's {total_steps} steps, got {cooldown_steps}")
+    start = total_steps - cooldown_steps
+    shape = (lambda x: x) if cooldown == "linear" else math.sqrt
+
+    def f(t: int) -> float:
+        if t < start:
+            return 1.0
+        return 1.0 - (1.0 - end_factor) * shape(min(t - start, cooldown_steps) / cooldown_steps)
+    return f
+
+
 SCHEDULES: dict[str, Builder] = {
     "constant": _constant, "step": _step, "multistep": _multistep, "exponential": _exponential,
     "linear": _linear, "piecewise": _piecewise, "cosine": _cosine, "sgdr": _sgdr,
-    "cyclic": _cyclic, "one_cycle": _one_cycle, "spike": _spike,
+    "cyclic": _cyclic, "one_cycle": _one_cycle, "spike": _spike, "wsd": _wsd,
 }
 WARMUP_ARGS = ("warmup_steps", "warmup_start_factor")
 # Arguments that are lengths in steps, hence may be given in epochs as ``<name>_epochs``.
-STEP_ARGS = ("step_size", "milestones", "T_0", "step_size_up", "warmup_steps", "start", "length")
+STEP_ARGS = ("step_size", "milestones", "T_0", "step_size_up", "warmup_steps", "start", "length",
+             "cooldown_steps")
 
 
 def _positive(name: str, value: float) -> None:

@@ -2,6 +2,8 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -73,3 +75,16 @@ def smoke_book(tmp_path_factory) -> SmokeBook:
     except Exception as err:  # noqa: BLE001 - a failing chapter, jupyter-book's exit status: reported by the tests
         return SmokeBook(build_dir, f"{type(err).__name__}: {err}")
     return SmokeBook(build_dir)
+
+
+class Quadratic(nn.Module):
+    """L(w) = ½ β ‖w‖²: the gradient is βw, so every gradient change is exactly β times the step."""
+
+    def __init__(self, beta: float, w0: list[float]):
+        super().__init__()
+        self.beta = beta
+        self.w = nn.Parameter(torch.tensor(w0, dtype=torch.float64))
+
+
+def quadratic_loss(module, batch):
+    return 0.5 * module.beta * (module.w ** 2).sum()

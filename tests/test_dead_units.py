@@ -63,3 +63,29 @@ def test_monitor_records_over_training():
 def test_bad_every():
     with pytest.raises(ValueError, match="every"):
         DeadUnitMonitor(torch.zeros(1, 1), every=0)
+
+
+def test_mostly_active_counts_units_positive_on_more_than_half_the_samples():
+    from accel.callbacks.dead_units import mostly_active_fraction
+    pre = torch.tensor([[1.0, 1.0, -1.0, 0.0],
+                        [1.0, -1.0, -1.0, 2.0],
+                        [-1.0, 1.0, -1.0, 3.0]])
+    # units 0, 1 and 3 are > 0 on 2 of 3 samples; unit 2 never (0 counts as inactive)
+    assert mostly_active_fraction(pre) == 0.75
+    assert mostly_active_fraction(torch.tensor([[1.0], [-1.0]])) == 0.0   # exactly half is not most
+    with pytest.raises(ValueError, match="batch, units"):
+        mostly_active_fraction(torch.ones(3))
+
+
+def test_a_positive_bias_makes_first_layer_units_mostly_active():
+    seed_everything(0)
+    net = MLP(4, [16], 2, activation="relu", init="he_normal")
+    x = torch.randn(256, 4)
+    with torch.no_grad():
+        net[1].bias.fill_(0.0)
+        base = dead_fractions(net, x)
+        net[1].bias.fill_(10.0)      # far above every pre-activation: active on every input
+        shifted = dead_fractions(net, x)
+    assert list(base.columns) == ["layer", "name", "dead", "mostly_active"]
+    assert shifted.mostly_active.iloc[0] == 1.0 and shifted.dead.iloc[0] == 0.0
+    assert base.mostly_active.iloc[0] < 1.0

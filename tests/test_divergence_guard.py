@@ -151,5 +151,69 @@ def test_guard_state_is_saved_in_lightning_checkpoints(tmp_path):
     fresh = DivergenceGuard(lr_factor=0.1, snapshot_every=5, max_retries=5)
     fresh.load_state_dict(state[key])
     assert fresh.interventions == guard.interventions
+    assert fresh.frame().equals(guard.frame())
     assert fresh.lr_scale == guard.lr_scale and list(fresh.losses) == list(guard.losses)
     assert math.isclose(fresh.lr_scale, 0.1 ** len(guard.interventions))
+
+
+def test_guard_is_a_monitor_and_labels_the_update_whose_loss_spiked():
+    """Step as in callbacks/base.py: the rollback carries the step of the update whose loss
+    triggered it, the same step StepHistory gives that loss; a spike at update 30 corrupts
+    the loss of update 31 first."""
+    from accel.callbacks.base import Monitor
+    steps = StepHistory()
+    guard = DivergenceGuard(factor=3.0, snapshot_every=5, lr_factor=0.1, max_retries=5, verbose=False)
+    assert isinstance(guard, Monitor)
+    fit(_module(spike=1e4, start=30), _data(), 4, callbacks=[steps, guard])
+    first = guard.frame().iloc[0]
+    assert first["action"] == "rollback" and first["step"] == 31
+    assert steps.frame().set_index("step").loss.loc[31] == pytest.approx(first["loss"])
+    assert first["restored_step"] <= 30          # weights from before the spiked update
+
+
+def _restore_run(restore_after, lr_factor=0.01, epochs=8):
+    guard = DivergenceGuard(factor=3.0, snapshot_every=5, lr_factor=lr_factor, max_retries=5,
+                            restore_after=restore_after, verbose=False)
+    trainer = make_trainer(epochs, [guard])
+    module = _module(lr=0.1, spike=1e3, start=30)
+    trainer.fit(module, datamodule=_data())
+    return guard, trainer
+
+
+def test_restore_after_raises_the_rate_back_after_healthy_steps():
+    guard, trainer = _restore_run(restore_after=15)
+    events = guard.frame()
+    rollbacks, raises = events[events.action == "rollback"], events[events.action == "raise lr"]
+    assert len(rollbacks) >= 1 and len(raises) == len(rollbacks)   # each lowering undone once
+    # the first raise comes exactly 15 healthy steps after the last rollback before it
+    last_rollback = rollbacks.step[rollbacks.step < raises.step.iloc[0]].max()
+    assert raises.step.iloc[0] - last_rollback == 15
+    assert list(raises.lr_scale)[-1] == 1.0 and guard.lr_scale == 1.0
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.1)
+    assert all(v == pytest.approx(0.1) for v in trainer.lr_scheduler_configs[0].scheduler.base_lrs)
+
+
+def test_without_restore_the_rate_stays_lowered():
+    guard, trainer = _restore_run(restore_after=None)
+    assert (guard.frame().action == "rollback").all()
+    assert guard.lr_scale == pytest.approx(0.01 ** len(guard.interventions)) and guard.lr_scale < 1
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.1 * guard.lr_scale)
+
+
+def test_raising_never_exceeds_the_planned_rate():
+    guard = DivergenceGuard(lr_factor=0.25, restore_after=1, snapshot_every=1000, verbose=False)
+    trainer = make_trainer(1, [guard])
+    module = _module(lr=1.0)
+    trainer.fit(module, datamodule=_data())
+    guard._intervene(trainer, module, float("nan"))            # scale 0.25
+    guard._raise(trainer, 1.0, 99)                             # back to 1, not 4
+    assert guard.lr_scale == 1.0 and trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1.0)
+    guard.on_train_batch_end(trainer, module, {"loss": torch.tensor(1.0)}, None, 0)
+    assert guard.lr_scale == 1.0                               # nothing left to restore
+    assert list(guard.frame().action) == ["rollback", "raise lr"]
+
+
+def test_bad_restore_after():
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="restore_after"):
+            DivergenceGuard(restore_after=bad)

@@ -1,27 +1,43 @@
-"""The equal-tuning-budget protocol (Nado et al. 2021): grids, trials, reruns of the best."""
-import numpy as np
+"""The same tuning protocol for every optimizer (Nado et al. 2021): ladder, knobs, fresh-seed finals."""
+import pytest
+import torch
 
-from accel.data import make_datamodule
-from accel.experiments.equal_budget import lr_grid, rerun_best, tune_at_batch
-from accel.experiments.large_batch import run_specs
-
-
-def test_lr_grid_names_and_recipes():
-    grid = lr_grid("adam", np.logspace(-3, 0, 2), 512, warmup_epochs=0.5)
-    assert list(grid) == ["adam lr=0.001", "adam lr=1"]
-    assert grid["adam lr=1"] == {"optimizer": {"name": "adam", "lr": 1.0}, "base_batch": 512,
-                                 "warmup_epochs": 0.5}
-    assert run_specs(grid["adam lr=1"], 512, 5120, 2)[0]["lr"] == 1.0   # tuned at the batch: no rescaling
+from accel.experiments.equal_budget import KNOBS, tune_optimizers
+from accel.models import MLP
 
 
-def test_tune_then_rerun_best_with_the_other_seeds():
-    dm = make_datamodule("digits", 256, seed=0, standardize=True)
-    model = {"name": "mlp", "in_features": 64, "hidden": [8], "out_features": 10}
-    grids = {"sgd": [1e-4, 0.5], "adam": [1e-5, 0.01]}
-    budget = dict(batch=256, datamodule=dm, epochs=1, warmup_epochs=0.0)
-    trials = tune_at_batch(model, grids, seed=0, **budget)
-    assert trials["optimizer"].tolist() == ["sgd", "sgd", "adam", "adam"] and set(trials.seed) == {0}
-    tuned = rerun_best(model, trials, grids, seeds=[0, 1], **budget)
-    assert tuned.groupby("optimizer")["seed"].apply(sorted).to_dict() == {"adam": [0, 1], "sgd": [0, 1]}
-    assert tuned.groupby("optimizer")["recipe"].nunique().eq(1).all()
-    assert set(tuned.recipe) == {"sgd lr=0.5", "adam lr=0.01"}   # the tiny rates barely move in one epoch
+def _problem():
+    torch.manual_seed(0)
+    x, y = torch.randn(256, 8), torch.randint(0, 3, (256,))
+    x[:, 0] += 2 * y.float()
+    return (x, y), (x[:64], y[:64]), (x[64:128], y[64:128])
+
+
+def test_every_optimizer_gets_the_same_stages_and_fresh_final_seeds():
+    train, tune, test = _problem()
+    knobs = {"warmup_fraction": KNOBS["warmup_fraction"], "label_smoothing": (0.0, 0.1)}
+    trials, finals = tune_optimizers(lambda: MLP(8, [8], 3), train, tune, test, ["sgd", "lamb"], batch=32, steps=8,
+                                     tune_seed=9, seeds=[0, 1, 2], centres={"sgd": 0.1, "lamb": 0.01},
+                                     options={"lamb": {"exclude_from_adaptation": True}}, n=3, max_rounds=1,
+                                     knobs=knobs, train_eval=64)
+    stages = trials.groupby("optimizer").stage.apply(lambda s: sorted(set(s))).to_dict()
+    assert stages == {"sgd": ["label_smoothing", "learning rate", "warmup_fraction"],
+                      "lamb": ["label_smoothing", "learning rate", "warmup_fraction"]}
+    ladder = trials[trials.stage == "learning rate"].groupby("optimizer").lr.nunique()
+    assert (ladder >= 3).all() and (ladder <= 4).all()   # three rates, at most one extension
+    assert trials.score.between(0, 1).all()
+    ends = finals.groupby("member").tail(1)
+    assert sorted(ends.groupby("optimizer_name").seed.apply(sorted).to_dict().items()) == \
+        [("lamb", [0, 1, 2]), ("sgd", [0, 1, 2])]
+    assert ends.groupby("optimizer_name").lr.nunique().eq(1).all() and "test_acc" in ends
+    assert set(ends.tuned_label_smoothing) <= {0.0, 0.1}
+
+
+def test_bad_protocols_are_refused():
+    train, tune, test = _problem()
+    common = dict(batch=32, steps=4, centres={"sgd": 0.1}, n=3)
+    with pytest.raises(ValueError, match="exclude the tuning seed"):
+        tune_optimizers(lambda: MLP(8, [8], 3), train, tune, test, ["sgd"], tune_seed=0, seeds=[0, 1, 2], **common)
+    with pytest.raises(ValueError, match="unknown knobs"):
+        tune_optimizers(lambda: MLP(8, [8], 3), train, tune, test, ["sgd"], tune_seed=9, seeds=[0, 1, 2],
+                        knobs={"momentum": (0.9,)}, **common)

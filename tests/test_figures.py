@@ -43,3 +43,37 @@ def test_tables_show_numbers_to_four_digits_a_dash_for_nan_and_no_default_index(
     assert cell_text(25000) == "25\u202f000" and cell_text("ReLU") == "ReLU" and cell_text(True) == "True"
     styled = publish_table("tab", table).to_html()
     assert ">3.162<" in styled and ">–<" in styled
+
+
+def test_a_figure_wider_than_the_column_is_narrowed_to_it():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from accel.repro.figures import fit_to_column
+
+    for layout in (None, "constrained"):
+        _narrowed(plt, layout)
+    narrow, ax = plt.subplots(figsize=(5, 3))
+    ax.plot([0, 1], [0, 1])
+    before = tuple(narrow.get_size_inches())
+    fit_to_column(narrow)
+    assert tuple(narrow.get_size_inches()) == before  # a figure that fits is left alone
+    plt.close("all")
+
+
+def _narrowed(plt, layout):
+    import io
+
+    from accel.repro.figures import MAX_WIDTH, fit_to_column
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3), layout=layout)
+    for ax in axes:
+        ax.plot([0, 1], [0, 1], label="a long legend label")
+        ax.set(xlabel="x (units)", ylabel="y (units)")
+    axes[-1].legend(loc="center left", bbox_to_anchor=(1, 0.5))  # outside: the tight box grows
+    assert fit_to_column(fig) <= MAX_WIDTH
+    assert fig.get_size_inches()[1] == 3  # the height is kept
+    svg = io.BytesIO()
+    fig.savefig(svg, format="svg", bbox_inches="tight", pad_inches=0)  # what the page shows
+    width_pt = float(svg.getvalue().decode().split('width="', 1)[1].split("pt", 1)[0])
+    assert width_pt / 72 <= MAX_WIDTH + 0.01

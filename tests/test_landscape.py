@@ -8,19 +8,7 @@ from accel.data import TensorDataModule
 from accel.models import MLP
 from accel.module import Classifier
 from accel.training import fit
-
-
-class Quadratic(nn.Module):
-    """L(w) = ½ β ‖w‖²: the gradient is βw, so every gradient change is exactly β times the step."""
-
-    def __init__(self, beta: float, w0: list[float]):
-        super().__init__()
-        self.beta = beta
-        self.w = nn.Parameter(torch.tensor(w0, dtype=torch.float64))
-
-
-def quadratic_loss(module, batch):
-    return 0.5 * module.beta * (module.w ** 2).sum()
+from conftest import Quadratic, quadratic_loss
 
 
 @pytest.mark.parametrize("beta", [0.5, 3.0, 40.0])

@@ -304,3 +304,30 @@ def test_lamb_adapts_vectors_too(foreach):
     zero = _lamb_run(torch.zeros(2), [g], foreach, lr=0.01, eps=0.0, adam_debias=True)
     # no bias correction: m/√v = (1−β1)/√(1−β2)·sign(g) = 3.16·sign(g) at t = 1 (Adam's step: sign(g))
     torch.testing.assert_close(zero, -0.01 * (0.1 / math.sqrt(0.001)) * g.sign(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("foreach", FOREACH)
+def test_lamb_can_exclude_vectors_from_layer_adaptation(foreach):
+    """``exclude_from_adaptation=True`` (You et al. 2020 for BERT): biases and norm parameters get
+    trust ratio 1 (the step lr·r of the library's r, see test_lamb_adapts_vectors_too), weight
+    matrices keep lr·φ(‖w‖)·r/‖r‖."""
+    net, ref = _net(), _net()
+    opt = make_optimizer(net, {"name": "lamb", "lr": 0.01, "eps": 1e-12, "adam_debias": True,
+                               "exclude_from_adaptation": True, "foreach": foreach})
+    assert [g.get("adam", False) for g in opt.param_groups] == [False, True]
+    plain = make_optimizer(ref, {"name": "lamb", "lr": 0.01, "eps": 1e-12, "adam_debias": True, "foreach": foreach})
+    _set_grads(net), _set_grads(ref)
+    w0, g0 = _snapshot(net)
+    opt.step(), plain.step()
+    for w, g, p, q in zip(w0, g0, net.parameters(), ref.parameters()):
+        if w.ndim <= 1:   # the library's r = m/√v (no bias correction) at t = 1: (1−β1)/√(1−β2)·sign(g)
+            torch.testing.assert_close(p.detach(), w - 0.01 * (0.1 / math.sqrt(0.001)) * g.sign(),
+                                       rtol=1e-9, atol=1e-10)
+        else:             # weights: unchanged by the option
+            torch.testing.assert_close(p.detach(), q.detach(), rtol=0, atol=0)
+            assert float((p.detach() - w).norm()) == pytest.approx(0.01 * min(float(w.norm()), 10.0), rel=1e-9)
+
+
+def test_exclude_from_adaptation_is_refused_for_rules_without_a_switch():
+    with pytest.raises(ValueError, match="exclude_from_adaptation applies to .*lamb.*not 'adam'"):
+        make_optimizer(_net(), {"name": "adam", "lr": 0.01, "exclude_from_adaptation": True})

@@ -7,14 +7,14 @@ import torch
 
 from accel.data import TensorDataModule
 from accel.experiments.optimizers import (STEP_RATIO, WITH_CORRECTION, WITHOUT_CORRECTION, adam_steps,
-                                          bias_correction_excess, decay_spec, effective_steps, first_step_below,
-                                          forgetting_steps, heavy_ball_steps, late_slopes, nesterov_vs_heavy_ball,
-                                          sign_changes, stationary_gradients, terminal_ratio, terminal_steps,
-                                          weight_decay_grid)
+                                          best_cells, bias_correction_excess, decay_members, decay_spec,
+                                          effective_steps, first_step_below, forgetting_steps, heavy_ball_steps,
+                                          late_slopes, nesterov_vs_heavy_ball, seed_slopes, sign_changes,
+                                          stationary_gradients, terminal_ratio, terminal_steps, weight_decay_grid)
 from accel.experiments.rectification import adaptive_lr_variance, variance_excess
 from accel.experiments.surfaces import make_surface
 from accel.experiments.trajectory import best_path, path
-from accel.experiments.tuning import spread_ratio, tuned_comparison
+from accel.experiments.tuning import tuned_comparison
 from accel.models import MLP
 
 
@@ -100,24 +100,77 @@ def _tiny_datamodule(seed=0):
 
 
 def test_weight_decay_grid_rows_and_seeding():
-    dm = _tiny_datamodule()
-    decays = {"Adam + L2": [1e-3], "AdamW": [1e-3]}
-    grid = weight_decay_grid(lambda: MLP(4, [8], 2), dm, [1e-2], decays, [0, 1], epochs=1)
-    assert len(grid) == 4 and list(grid.columns) == ["method", "lr", "decay", "seed", "test accuracy"]
-    assert grid.seed.tolist() == [0, 1] * 2
-    again = weight_decay_grid(lambda: MLP(4, [8], 2), dm, [1e-2], decays, [0, 1], epochs=1)
-    pd.testing.assert_frame_equal(grid, again)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 4, generator=gen)
+    y = (x[:, 0] > 0).long()
+    decays = {"Adam + L2": [1e-3, 1e-2], "AdamW": [1e-3]}
+    args = (lambda: MLP(4, [8], 2), (x[:48], y[:48]), (x[48:], y[48:]), [1e-2], decays, [0, 1])
+    grid = weight_decay_grid(*args, steps=6, batch_size=16)
+    assert len(grid) == 6 and list(grid.columns) == ["method", "lr", "decay", "seed", "train accuracy",
+                                                     "train loss", "test accuracy"]
+    assert grid.seed.tolist() == [0, 1] * 3
+    pd.testing.assert_frame_equal(grid, weight_decay_grid(*args, steps=6, batch_size=16))
     with pytest.raises(ValueError, match="distinct"):
-        weight_decay_grid(lambda: MLP(4, [8], 2), dm, [1e-2], decays, [0, 0], epochs=1)
+        decay_members([1e-2], decays, [0, 0])
+    m = decay_members([1e-2], {"AdamW": [1e-3]}, [5])
+    assert m == [{"spec": {"name": "adamw", "lr": 1e-2, "weight_decay": pytest.approx(0.1)}, "seed": 5,
+                  "method": "AdamW", "decay": 1e-3}]
+
+
+def _cells():
+    rows = []
+    for seed in (0, 1, 2):
+        for lr in (1e-3, 1e-2, 1e-1):
+            for wd in (1e-4, 1e-3, 1e-2):
+                # best wd for AdamW: 1e-3 at every lr; for L2: 1e-5 / lr (a diagonal), noise-free
+                for method, best in (("AdamW", 1e-3), ("Adam + L2", 1e-5 / lr)):
+                    acc = 0.9 - 0.1 * abs(np.log10(wd / best)) + 0.001 * seed
+                    rows.append({"method": method, "lr": lr, "decay": wd, "seed": seed, "test accuracy": acc})
+    return pd.DataFrame(rows)
+
+
+def test_best_cells_and_seed_slopes():
+    from accel.experiments.tuning import good_region_slope
+    grid = _cells()
+    cells = best_cells(grid).set_index(["method", "lr"])
+    assert cells.loc[("AdamW", 1e-2), "best decay"] == 1e-3 and cells.loc[("AdamW", 1e-2), "interior"]
+    assert cells.loc[("Adam + L2", 1e-3), "best decay"] == 1e-2 and not cells.loc[("Adam + L2", 1e-3), "interior"]
+    slopes = seed_slopes(grid, lambda c: good_region_slope(c, "lr", "decay", "test accuracy", tol=0.001,
+                                                           row_tol=1.0))
+    assert list(slopes.index) == [0, 1, 2] and set(slopes.columns) == {"AdamW", "Adam + L2"}
+    assert np.allclose(slopes["AdamW"], 0.0) and np.allclose(slopes["Adam + L2"], -1.0)
 
 
 def test_best_path_takes_the_lowest_final_loss():
     surface = make_surface("quadratic")
     best = best_path(surface, "sgd", [1e-3, 1e-1], 30)
     assert best.lr.iloc[0] == 1e-1
-    assert best.loss.iloc[-1] == path(surface, {"name": "sgd", "lr": 1e-1}, 30).loss.iloc[-1]
+    alone = path(surface, {"name": "sgd", "lr": 1e-1}, 30)
+    assert best.loss.iloc[-1] == pytest.approx(alone.loss.iloc[-1], rel=1e-9)
+    assert np.allclose(best[["x", "y"]], alone[["x", "y"]], rtol=1e-9, atol=1e-12)
     with pytest.raises(ValueError):
         best_path(surface, "sgd", [], 30)
+    # a diverging first rate never wins over a finite one (it used to: min() keeps NaN first)
+    assert best_path(surface, "sgd", [10.0, 1e-1], 30).lr.iloc[0] == 1e-1
+    # options are passed to every rate: AdamW's decay pulls towards the origin
+    plain = best_path(surface, "adamw", [1e-1], 30, {"weight_decay": 0.0})
+    decayed = best_path(surface, "adamw", [1e-1], 30, {"weight_decay": 1.0})
+    assert not plain[["x", "y"]].equals(decayed[["x", "y"]])
+
+
+def test_lr_paths_match_separate_paths():
+    from accel.experiments.trajectory import lr_paths
+    surface = make_surface("rosenbrock")
+    for name, options in [("adam", {}), ("momentum", {}), ("adamw", {"weight_decay": 0.1}), ("adagrad", {})]:
+        together = lr_paths(surface, name, [1e-3, 1e-2], 50, options)
+        for lr in (1e-3, 1e-2):
+            alone = path(surface, {"name": name, "lr": lr, **options}, 50)
+            mine = together[together.lr == lr].reset_index(drop=True)
+            assert np.allclose(mine[["x", "y", "loss"]], alone[["x", "y", "loss"]], rtol=1e-9, atol=1e-12), name
+    diverged = lr_paths(make_surface("quadratic"), "sgd", [10.0, 1e-2], 100)
+    assert len(diverged[diverged.lr == 10.0]) < len(diverged[diverged.lr == 1e-2]) == 101   # stopped at 1e6
+    with pytest.raises(ValueError, match="elementwise"):
+        lr_paths(surface, "lamb", [1e-2], 5)
 
 
 def test_variance_excess():
@@ -128,13 +181,6 @@ def test_variance_excess():
     assert v["excess"] > 3 and 1 <= v["rectified_factor"] < 3
     with pytest.raises(ValueError, match="rho"):
         variance_excess(mc[mc.rho <= 5])
-
-
-def test_spread_ratio():
-    trials = pd.DataFrame({"optimizer": ["a", "a", "b", "b"], "val_acc": [0.5, 0.9, np.nan, 0.8]})
-    finals = pd.DataFrame({"optimizer": ["a", "a", "b"], "test accuracy": [0.9, 0.7, 0.7]})
-    # across: a 0.8, b 0.7 → 0.1; per optimizer: a 0.4, b 0.8 (NaN counts as 0) → mean 0.6
-    assert spread_ratio(trials, finals) == pytest.approx(0.1 / 0.6)
 
 
 def test_tuned_comparison_retrains_the_best_on_fresh_seeds():

@@ -14,7 +14,7 @@ def cos_anneal(start: float, end: float, frac: float) -> float:
 
 def test_every_schedule_has_a_test():
     tested = {"constant", "step", "multistep", "exponential", "linear", "piecewise", "cosine", "sgdr",
-              "cyclic", "one_cycle", "spike"}
+              "cyclic", "one_cycle", "spike", "wsd"}
     assert set(SCHEDULES) == tested
 
 
@@ -187,3 +187,47 @@ def test_schedule_arguments_lists_required():
 
 def test_linear_scaling_rule():
     assert linear_scaling(0.1, 1024, 256) == pytest.approx(0.4)
+
+
+def wsd_closed_form(t: int, total: int, cooldown: int, shape: str, end: float = 0.0) -> float:
+    """Hägele et al. 2024: 1 until T − C, then 1 − (1 − end)·x or 1 − (1 − end)·√x, x the cooldown's fraction."""
+    x = max(0.0, (t - (total - cooldown)) / cooldown)
+    return 1.0 - (1.0 - end) * (x if shape == "linear" else math.sqrt(x))
+
+
+@pytest.mark.parametrize("shape", ["linear", "sqrt"])
+def test_wsd_follows_its_closed_form(shape):
+    lr = lr_curve({"name": "wsd", "cooldown_steps": 20, "cooldown": shape}, 100, lr=0.5)
+    assert lr[:80] == pytest.approx([0.5] * 80)
+    for t in (80, 81, 85, 90, 99):
+        assert lr[t] == pytest.approx(0.5 * wsd_closed_form(t, 100, 20, shape), abs=1e-12)
+    assert lr[90] == pytest.approx(0.5 * (0.5 if shape == "linear" else 1 - math.sqrt(0.5)))
+
+
+def test_wsd_fraction_end_factor_and_warmup():
+    lr = lr_curve({"name": "wsd", "cooldown_fraction": 0.25, "end_factor": 0.1}, 40)
+    for t in (0, 29, 30, 35, 39):
+        assert lr[t] == pytest.approx(wsd_closed_form(t, 40, 10, "linear", 0.1))
+    # the warm-up prepends its ramp; the cooldown keeps its length at the end of the run
+    warm = lr_curve({"name": "wsd", "cooldown_steps": 10, "warmup_steps": 5}, 50)
+    assert warm[5:] == pytest.approx(lr_curve({"name": "wsd", "cooldown_steps": 10}, 45))
+    assert warm[39] == 1.0 and warm[40] == pytest.approx(1.0) and warm[41] < 1.0
+
+
+def test_wsd_branches_share_the_constant_part():
+    """A WSD run of length L is the long constant run until L − C, then its own cooldown."""
+    long_run = lr_curve({"name": "wsd", "cooldown_steps": 40}, 200)
+    short = lr_curve({"name": "wsd", "cooldown_steps": 10}, 50)
+    assert short[:40] == long_run[:40] == [1.0] * 40
+    assert short[40:] == pytest.approx([wsd_closed_form(t, 50, 10, "linear") for t in range(40, 50)])
+
+
+def test_wsd_bad_arguments():
+    with pytest.raises(ValueError, match="valid: linear, sqrt"):
+        lr_curve({"name": "wsd", "cooldown": "cosine"}, 10)
+    with pytest.raises(ValueError, match="at most the schedule's 10 steps"):
+        lr_curve({"name": "wsd", "cooldown_steps": 11}, 10)
+    with pytest.raises(ValueError, match="cooldown_fraction"):
+        lr_curve({"name": "wsd", "cooldown_fraction": 0.0}, 10)
+    with pytest.raises(ValueError, match="cooldown_steps must be a positive int"):
+        lr_curve({"name": "wsd", "cooldown_steps": 0}, 10)

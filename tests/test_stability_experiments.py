@@ -8,8 +8,9 @@ import torch
 
 from accel.callbacks import DivergenceGuard
 from accel.data import TensorDataModule
-from accel.experiments.stability import (clip_run, clip_runs, dying_runs, grad_norms_at_init, guard_demo,
-                                         guard_run, shrink_fit, shrink_table, train_deep)
+from accel.experiments.stability import (LN10, clip_run, clip_runs, dying_runs, farthest_from_level,
+                                         grad_norms_at_init, guard_runs, guard_summary, loss_flat,
+                                         rare_threshold, shrink_fit, shrink_table, times, train_deep)
 from accel.models import MLP
 from accel.module import Classifier
 from accel.seeding import seed_everything
@@ -32,7 +33,8 @@ def test_shrink_fit_recovers_a_geometric_rate_and_ignores_layer_one():
     row = shrink_fit(pd.DataFrame({"layer": layers, "grad_norm": norms}))
     assert row["shrink per layer"] == pytest.approx(r)
     assert row["R²"] == pytest.approx(1.0)
-    assert row["first / last"] == pytest.approx(1e6 / 3.0)
+    # the ratio spans the fitted layers (2 to 8), as the factor does: (1/r)^6 = 4^-6
+    assert row["layer 2 / last"] == pytest.approx(r ** 6)
 
 
 def test_shrink_table_has_one_row_per_network():
@@ -40,7 +42,7 @@ def test_shrink_table_has_one_row_per_network():
     table = pd.concat([pd.DataFrame({"layer": layers, "grad_norm": 2.0 ** (layers * k), "activation": a, "seed": s})
                        for a, k in (("x", 1), ("y", -1)) for s in (0, 1)])
     out = shrink_table(table)
-    assert list(out.columns) == ["activation", "seed", "shrink per layer", "R²", "first / last"]
+    assert list(out.columns) == ["activation", "seed", "shrink per layer", "R²", "layer 2 / last"]
     assert out.set_index(["activation", "seed"])["shrink per layer"].to_dict() == pytest.approx(
         {("x", 0): 0.5, ("x", 1): 0.5, ("y", 0): 2.0, ("y", 1): 2.0})   # x grows towards the output
 
@@ -95,19 +97,80 @@ def test_dying_runs_a_negative_bias_kills_every_relu_unit():
     assert curves.step.min() == 0                                 # measured before the first update
 
 
-def test_guard_run_applies_the_spike_to_the_planned_steps():
-    dm = _data()
-    steps, hist = guard_run(dm, 1, 0, spike_step=2, spike=10.0, depth=2, width=8, lr=0.01, spike_length=2)
-    lr = steps.set_index("step").lr
-    assert lr.loc[[2, 3]].tolist() == pytest.approx([0.1, 0.1])
-    assert lr.drop([2, 3]).tolist() == pytest.approx([0.01] * (len(lr) - 2))
-    assert len(hist) == 1
+def test_farthest_from_level_is_the_worst_seed_on_a_log_scale():
+    assert farthest_from_level([0.9, 1.2, 1.05]) == 1.2   # |ln 1.2| = 0.182 > |ln 0.9| = 0.105
+    assert farthest_from_level([0.7, 1.3]) == 0.7     # |ln 0.7| = 0.357 > |ln 1.3| = 0.262
+    assert farthest_from_level([1.0]) == 1.0
 
 
-def test_guard_demo_three_arms_same_start():
+def test_dying_runs_summary_reads_initialization_and_the_run():
     dm = _data()
-    guard = DivergenceGuard(factor=3.0, window=5, snapshot_every=2, lr_factor=0.25, max_retries=5)
-    steps, epochs = guard_demo(dm, guard, 1, 0, spike_step=3, spike=1.0, depth=2, width=8)
-    assert list(epochs.run) == ["no spike", "spike, no guard", "spike + DivergenceGuard"]
-    first = steps[steps.step == 0].loss
-    assert first.nunique() == 1                                   # same seed: same initial loss in every arm
+    variants = {"plain": ("relu", 0.0), "bias": ("relu", 0.1)}
+    curves, summary = dying_runs(dm, dm.x_train[:64], variants, 1, [0, 1], depth=2, width=8, lr=1e-3, every=2)
+    assert {"dead_init", "mostly_active_init", "dead_mean", "dead", "train_loss", "test_acc"} <= set(summary)
+    for (variant, seed), rows in curves.groupby(["variant", "seed"]):
+        per_step = rows.groupby("step")[["dead", "mostly_active"]].mean()
+        row = summary[(summary.variant == variant) & (summary.seed == seed)].iloc[0]
+        assert row.dead_init == per_step.dead.iloc[0] and row.dead == per_step.dead.iloc[-1]
+        assert row.mostly_active_init == per_step.mostly_active.iloc[0]
+        assert row.dead_mean == pytest.approx(per_step.dead.mean())
+    # same seed, same weights: the 0.1 bias can only raise every first-layer pre-activation
+    first = curves[(curves.step == 0) & (curves.layer == 1)].set_index(["variant", "seed"]).mostly_active
+    assert (first.loc["bias"].to_numpy() >= first.loc["plain"].to_numpy()).all()
+
+
+def test_rare_threshold_is_a_multiple_of_the_median_norm():
+    traces = pd.DataFrame({"norm_before": [1.0, 2.0, 3.0, 100.0]})
+    assert rare_threshold(traces, 3.0) == pytest.approx(7.5)
+    with pytest.raises(ValueError):
+        rare_threshold(traces.iloc[:0])
+    with pytest.raises(ValueError):
+        rare_threshold(traces, 0.0)
+
+
+def test_loss_flat_needs_the_last_tenth_of_epochs_to_fall_less_than_tol():
+    h = lambda losses: pd.DataFrame({"epoch": range(1, len(losses) + 1), "train_loss": losses})
+    falling = [2.0 - 0.1 * i for i in range(20)]
+    assert not loss_flat(h(falling))                             # 0.2 nats over the last 2 epochs
+    flat = [1.0] * 10 + [0.5] * 10
+    assert loss_flat(h(flat), tol=0.01)
+    assert not loss_flat(h([1.0, float("nan"), 0.5, 0.5]))        # a non-finite loss is not flat
+    assert not loss_flat(h([1.0, 1.0]))                          # too short to tell
+
+
+def test_times_in_words():
+    assert times([2, 2, 2]) == "twice" and times([1]) == "once" and times([0]) == "never"
+    assert times([2, 3, 2]) == "2 to 3 times" and times([4]) == "4 times"
+    with pytest.raises(ValueError):
+        times([])
+
+
+def test_guard_runs_four_arms_share_their_start_and_apply_the_spike():
+    dm = _data()
+    guard = dict(factor=3.0, window=5, snapshot_every=2, lr_factor=0.25, max_retries=5)
+    runs = guard_runs(dm, [0, 1, 2], 3, spike_step=6, spike=1e4, guard=guard, restore_after=2, depth=2,
+                      width=8, lr=0.01, spike_length=2)
+    assert list(runs.epochs.run.unique()) == ["no spike", "spike, no guard", "guard, rate kept",
+                                              "guard, rate restored"]
+    first = runs.steps[runs.steps.step == 0]
+    assert first.groupby("seed").loss.nunique().eq(1).all()     # same seed: same initial loss in every arm
+    ref = runs.steps[(runs.steps.run == "no spike") & (runs.steps.seed == 0)].set_index("step").lr
+    assert ref.tolist() == pytest.approx([0.01] * len(ref))       # the reference has no spike
+    bad = runs.steps[(runs.steps.run == "spike, no guard") & (runs.steps.seed == 0)].set_index("step").lr
+    assert bad.loc[[6, 7]].tolist() == pytest.approx([100.0, 100.0])
+    assert set(runs.events.run) <= {"guard, rate kept", "guard, rate restored"}
+    kept = runs.events[runs.events.run == "guard, rate kept"]
+    assert (kept.action == "rollback").all() and len(kept) >= 3  # every seed's guard acted
+    summary = guard_summary(runs, spike_step=6, window=3)
+    assert len(summary) == 12 and set(summary.columns) >= {"delay", "rollbacks", "raises", "final_lr", "flat"}
+    assert (summary[summary.run == "guard, rate kept"].delay == 1).all()  # the loss of the next update
+    with pytest.raises(ValueError, match="unknown arms"):
+        guard_runs(dm, [0], 1, 3, guard=guard, arms=("no guard",))
+
+
+def test_the_unguarded_arm_stops_once_its_loss_is_not_finite():
+    dm = _data()
+    runs = guard_runs(dm, [0, 1, 2], 4, spike_step=3, spike=1e30, guard={}, depth=2, width=8, lr=0.1,
+                      spike_length=3, arms=("spike, no guard",))
+    assert runs.epochs.groupby("seed").epoch.max().lt(4).all()
+    assert not np.isfinite(runs.epochs.groupby("seed").train_loss.last()).any()

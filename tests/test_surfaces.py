@@ -81,3 +81,15 @@ def test_heavy_ball_terminal_step_on_a_constant_slope():
     minimize(lambda p, t: linear([1.0])(p), [0.0], {"name": "sgd", "lr": 0.1, "momentum": 0.9}, 300,
              on_step=lambda t, loss, before, grad, after, opt: steps.append(float(before[0] - after[0])))
     assert steps[0] == pytest.approx(0.1) and steps[-1] == pytest.approx(1.0, rel=1e-9)
+
+
+def test_plateau_outcome_reads_the_final_loss():
+    from accel.experiments.surfaces import plateau_outcome
+    assert plateau_outcome(2.999).startswith("stayed on the plateau")
+    assert plateau_outcome(1.0).startswith("went down the cliff")
+    assert plateau_outcome(1e-4).startswith("reached the bowl")
+    assert plateau_outcome(2.0).startswith("left the plateau")
+    assert plateau_outcome(float("nan")) == "diverged"
+    # the plateau's start really has loss ≈ 3, the bowl ≈ 0
+    s = plateau_cliff()
+    assert float(s(torch.tensor(s.start, dtype=torch.float64))) == pytest.approx(3.0, abs=0.01)

@@ -7,6 +7,11 @@ a channel of a convolution, pooled over positions) counts as inactive when its
 pre-activation is ≤ 0 for every sample (for ReLU: its output is 0 for every sample).
 The same count for leaky ReLU/ELU/GELU measures units in their negative regime, which
 still pass a gradient there and can come back.
+
+The opposite end is what a positive initial bias is for: Goodfellow et al. (2016,
+§6.3.1) set ReLU biases to 0.1 so that units are "initially active for most inputs".
+``mostly_active`` is the fraction of units active (pre-activation > 0) on more than
+half of the probe's samples.
 """
 from __future__ import annotations
 
@@ -30,9 +35,18 @@ def inactive_fraction(pre_activation: torch.Tensor) -> float:
     return float((x <= 0).all(dim=1).float().mean())
 
 
+def mostly_active_fraction(pre_activation: torch.Tensor) -> float:
+    """Fraction of units (dim 1) whose value is > 0 on more than half of the samples (and positions)."""
+    if pre_activation.ndim < 2:
+        raise ValueError(f"expected (batch, units, ...) activations, got shape {tuple(pre_activation.shape)}")
+    x = pre_activation.detach().transpose(0, 1).reshape(pre_activation.shape[1], -1)
+    return float(((x > 0).float().mean(dim=1) > 0.5).float().mean())
+
+
 def dead_fractions(model: nn.Module, x: torch.Tensor,
                    activation_types: tuple[type[nn.Module], ...] = ACTIVATION_TYPES) -> pd.DataFrame:
-    """One row per activation module (input to output): layer, name, dead = inactive fraction on ``x``."""
+    """One row per activation module (input to output): layer, name, dead (the inactive fraction
+    on ``x``) and mostly_active (:func:`mostly_active_fraction`)."""
     names = [(n, m) for n, m in model.named_modules() if isinstance(m, activation_types)]
     captured: dict[str, torch.Tensor] = {}
     handles = [m.register_forward_hook(lambda mod, inp, out, n=n: captured.__setitem__(n, inp[0]))
@@ -46,19 +60,20 @@ def dead_fractions(model: nn.Module, x: torch.Tensor,
         model.train(was_training)
         for h in handles:
             h.remove()
-    rows = [{"layer": i + 1, "name": n, "dead": inactive_fraction(captured[n])}
+    rows = [{"layer": i + 1, "name": n, "dead": inactive_fraction(captured[n]),
+             "mostly_active": mostly_active_fraction(captured[n])}
             for i, (n, _) in enumerate(names) if n in captured]
-    return pd.DataFrame(rows, columns=["layer", "name", "dead"])
+    return pd.DataFrame(rows, columns=["layer", "name", "dead", "mostly_active"])
 
 
 class DeadUnitMonitor(Monitor):
     """Every ``every`` steps (and before the first), the dead fraction per layer on ``probe``.
 
     ``probe`` is a fixed input batch (e.g. the first 512 training samples), moved to the
-    module's device. Rows: step, layer, name, dead.
+    module's device. Rows: step, layer, name, dead, mostly_active.
     """
 
-    columns = ("step", "layer", "name", "dead")
+    columns = ("step", "layer", "name", "dead", "mostly_active")
 
     def __init__(self, probe: torch.Tensor, every: int = 20,
                  activation_types: tuple[type[nn.Module], ...] = ACTIVATION_TYPES):

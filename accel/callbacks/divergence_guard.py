@@ -15,12 +15,22 @@ rate. :class:`DivergenceGuard` automates it inside one Lightning run:
   written to disk atomically (temporary file + ``os.replace``);
 * **intervention**: restore the good snapshot, multiply the learning rate by
   ``lr_factor`` (every parameter group, and the schedulers' ``base_lrs`` so a scheduler
-  cannot undo it), continue, and record ``(step, loss, restored_step, new lr)``;
-* after ``max_retries`` interventions the next spike raises :class:`DivergenceError`.
+  cannot undo it), continue, and record a ``"rollback"`` row;
+* **restoring the rate** (``restore_after=n``, off by default): after ``n`` healthy
+  steps in a row since the last change of rate, divide the scale back by ``lr_factor``
+  (never above the planned rate) and record a ``"raise lr"`` row. OPT kept the lowered
+  rate; a short run pays for that in progress, which this option buys back;
+* after ``max_retries`` rollbacks the next spike raises :class:`DivergenceError`.
 
-Its counters, loss window and interventions are saved in Lightning checkpoints
-(``state_dict``/``load_state_dict``). The trainer's step counter is not rewound:
-the run still takes its planned number of steps, now at the lower rate.
+Steps follow :mod:`accel.callbacks.base`: the loss of update ``s`` is computed from the
+weights ``w_s``, so a rollback triggered by that loss carries ``step = s``; a snapshot
+holds weights after ``k`` updates and carries ``k`` (``restored_step``). The first loss
+a spiked update ``s`` can corrupt is that of update ``s + 1``: the smallest possible
+detection delay is one step.
+
+Its rows (the interventions), counters and loss window are saved in Lightning
+checkpoints (``state_dict``/``load_state_dict``). The trainer's step counter is not
+rewound: the run still takes its planned number of steps.
 """
 from __future__ import annotations
 
@@ -38,6 +48,7 @@ import pytorch_lightning as pl
 import torch
 
 from ..atomic import atomic_path
+from .base import Monitor, update_index, updates_applied
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +92,21 @@ def scale_learning_rates(optimizers: list[torch.optim.Optimizer], schedulers: li
                 setattr(s, attr, [v * factor for v in values])
 
 
-class DivergenceGuard(pl.Callback):
-    """Watch the training loss; on a spike, roll back, lower the learning rate, go on."""
+class DivergenceGuard(Monitor):
+    """Watch the training loss; on a spike, roll back, lower the learning rate, go on.
+
+    Rows (:meth:`frame`): step, action (``"rollback"`` or ``"raise lr"``), loss,
+    reference, restored_step, lr_scale, new_lr. ``verbose`` also logs each row
+    (logger ``accel.callbacks.divergence_guard``, level WARNING).
+    """
+
+    columns = ("step", "action", "loss", "reference", "restored_step", "lr_scale", "new_lr")
 
     def __init__(self, *, factor: float = 3.0, rule: str = "median", window: int = 20, min_history: int = 5,
                  ema_decay: float = 0.9, snapshot_every: int = 10, lr_factor: float = 0.5,
-                 max_retries: int = 3, path: str | os.PathLike | None = None, verbose: bool = True):
+                 max_retries: int = 3, restore_after: int | None = None, path: str | os.PathLike | None = None,
+                 verbose: bool = True):
+        super().__init__(every=1)
         if rule not in RULES:
             raise ValueError(f"unknown spike rule {rule!r}; valid: {', '.join(RULES)}")
         if not factor > 1:
@@ -96,23 +116,32 @@ class DivergenceGuard(pl.Callback):
         if not 0 < ema_decay < 1:
             raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
         for name, value in dict(window=window, min_history=min_history, snapshot_every=snapshot_every).items():
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if min_history > window:
             raise ValueError(f"min_history ({min_history}) cannot exceed window ({window})")
-        if not isinstance(max_retries, int) or max_retries < 0:
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError(f"max_retries must be a non-negative int, got {max_retries!r}")
+        if restore_after is not None and (isinstance(restore_after, bool) or not isinstance(restore_after, int)
+                                          or restore_after < 1):
+            raise ValueError(f"restore_after must be None (keep the lowered rate) or a positive int "
+                             f"(healthy steps before raising it again), got {restore_after!r}")
         self.factor, self.rule, self.window, self.min_history = factor, rule, window, min_history
         self.ema_decay, self.snapshot_every, self.lr_factor = ema_decay, snapshot_every, lr_factor
-        self.max_retries, self.verbose = max_retries, verbose
+        self.max_retries, self.restore_after, self.verbose = max_retries, restore_after, verbose
         self.path = Path(path) if path is not None else None
         self.losses: deque[float] = deque(maxlen=window)
         self.ema: float | None = None
         self.lr_scale = 1.0
-        self.interventions: list[dict[str, Any]] = []
         self._good: dict[str, Any] | None = None
         self._candidate: dict[str, Any] | None = None
         self._healthy_since_snapshot = 0
+        self._healthy_since_change = 0
+
+    @property
+    def interventions(self) -> list[dict[str, Any]]:
+        """The rollbacks (rows with action ``"rollback"``), oldest first."""
+        return [r for r in self.rows if r["action"] == "rollback"]
 
     # -- the spike rule -------------------------------------------------------------
     def reference(self) -> float:
@@ -136,7 +165,7 @@ class DivergenceGuard(pl.Callback):
     # -- snapshots --------------------------------------------------------------------
     def _snapshot(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
         return copy.deepcopy({
-            "step": trainer.global_step,
+            "step": updates_applied(trainer),
             "lr_scale": self.lr_scale,
             "model": pl_module.state_dict(),
             "optimizers": [o.state_dict() for o in trainer.optimizers],
@@ -150,7 +179,7 @@ class DivergenceGuard(pl.Callback):
 
     @property
     def good_step(self) -> int | None:
-        """The step of the snapshot a rollback would restore."""
+        """The number of updates of the snapshot a rollback would restore."""
         return None if self._good is None else int(self._good["step"])
 
     def _restore(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -158,37 +187,57 @@ class DivergenceGuard(pl.Callback):
         pl_module.load_state_dict(snap["model"])
         for opt, state in zip(trainer.optimizers, snap["optimizers"]):
             opt.load_state_dict(copy.deepcopy(state))
-        schedulers = [c.scheduler for c in trainer.lr_scheduler_configs]
+        schedulers = self._schedulers(trainer)
         for s, state in zip(schedulers, snap["schedulers"]):
             s.load_state_dict(copy.deepcopy(state))
         # The snapshot's rates were set under its own scale; bring them to the new one.
         self.lr_scale *= self.lr_factor
         scale_learning_rates(trainer.optimizers, schedulers, self.lr_scale / snap["lr_scale"])
 
+    @staticmethod
+    def _schedulers(trainer: pl.Trainer) -> list[Any]:
+        return [c.scheduler for c in trainer.lr_scheduler_configs]
+
     # -- Lightning hooks ----------------------------------------------------------------
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._promote(self._snapshot(trainer, pl_module))
-        self._candidate, self._healthy_since_snapshot = None, 0
+        self._candidate, self._healthy_since_snapshot, self._healthy_since_change = None, 0, 0
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
         loss_t = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss_t is None:
             return
-        loss = float(loss_t)
+        loss = float(loss_t.detach()) if isinstance(loss_t, torch.Tensor) else float(loss_t)
+        step = update_index(trainer, after_update=True)
         if self.is_spike(loss):
-            self._intervene(trainer, pl_module, loss)
+            self._intervene(trainer, pl_module, loss, step)
             return
         self._record_healthy(loss)
         self._healthy_since_snapshot += 1
+        self._healthy_since_change += 1
         if self._healthy_since_snapshot >= self.snapshot_every:
             if self._candidate is not None:
                 self._promote(self._candidate)
             self._candidate = self._snapshot(trainer, pl_module)
             self._healthy_since_snapshot = 0
+        if self.restore_after is not None and self.lr_scale < 1.0 and self._healthy_since_change >= self.restore_after:
+            self._raise(trainer, loss, step)
 
-    def _intervene(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: float) -> None:
-        step = trainer.global_step
+    def _current_lr(self, trainer: pl.Trainer) -> float:
+        return float(trainer.optimizers[0].param_groups[0]["lr"]) if trainer.optimizers else float("nan")
+
+    def _log(self, trainer: pl.Trainer, step: int, action: str, loss: float, restored: int | None) -> None:
+        lr = self._current_lr(trainer)
+        self.record(step, action=action, loss=loss, reference=self.reference(), restored_step=restored,
+                    lr_scale=self.lr_scale, new_lr=lr)
+        if self.verbose:
+            log.warning("DivergenceGuard: %s at step %d (loss %.4g); restored step %s, lr -> %.4g",
+                        action, step, loss, restored, lr)
+
+    def _intervene(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: float,
+                   step: int | None = None) -> None:
+        step = update_index(trainer, after_update=True) if step is None else step
         if len(self.interventions) >= self.max_retries:
             raise DivergenceError(
                 f"training loss diverged at step {step} (loss {loss:.4g}, typical {self.reference():.4g}) "
@@ -196,27 +245,24 @@ class DivergenceGuard(pl.Callback):
                 f"rate is already scaled by {self.lr_scale:.3g}. Lower the learning rate or raise max_retries.")
         restored = self.good_step
         self._restore(trainer, pl_module)
-        self._candidate, self._healthy_since_snapshot = None, 0
-        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
-        event = {"step": step, "loss": loss, "reference": self.reference(), "restored_step": restored,
-                 "lr_scale": self.lr_scale, "new_lr": float(lr)}
-        self.interventions.append(event)
-        if self.verbose:
-            log.warning("DivergenceGuard: loss %.4g at step %d; restored step %s, lr -> %.4g",
-                        loss, step, restored, lr)
+        self._candidate, self._healthy_since_snapshot, self._healthy_since_change = None, 0, 0
+        self._log(trainer, step, "rollback", loss, restored)
+
+    def _raise(self, trainer: pl.Trainer, loss: float, step: int) -> None:
+        """Undo one lowering of the rate (never above the planned rate)."""
+        new_scale = min(1.0, self.lr_scale / self.lr_factor)
+        scale_learning_rates(trainer.optimizers, self._schedulers(trainer), new_scale / self.lr_scale)
+        self.lr_scale, self._healthy_since_change = new_scale, 0
+        self._log(trainer, step, "raise lr", loss, None)
 
     # -- checkpointing ------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"losses": list(self.losses), "ema": self.ema, "lr_scale": self.lr_scale,
-                "interventions": copy.deepcopy(self.interventions)}
+        return {**super().state_dict(), "losses": list(self.losses), "ema": self.ema, "lr_scale": self.lr_scale,
+                "healthy_since_change": self._healthy_since_change}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(copy.deepcopy(state_dict))
         self.losses = deque(state_dict["losses"], maxlen=self.window)
         self.ema = state_dict["ema"]
         self.lr_scale = state_dict["lr_scale"]
-        self.interventions = list(state_dict["interventions"])
-
-    def frame(self) -> pd.DataFrame:
-        """The interventions as a table: step, loss, reference, restored_step, lr_scale, new_lr."""
-        return pd.DataFrame(self.interventions, columns=["step", "loss", "reference", "restored_step",
-                                                         "lr_scale", "new_lr"])
+        self._healthy_since_change = int(state_dict.get("healthy_since_change", 0))

@@ -1,44 +1,40 @@
-"""Large-batch experiments: one recipe trained at many batch sizes, and steps to a target.
+"""Large-batch experiments: a learning rate carried from a small batch to large ones, and steps to a target.
 
-A *recipe* says how a learning rate tuned at ``base_batch`` is carried to another batch
-size and how training starts:
+A *recipe* says how a rate ``lr0`` that suits ``base_batch`` is carried to a batch ``B``
+(Goyal et al. 2017): ``"none"`` keeps it, ``"linear"`` multiplies it by ``k = B/base_batch``,
+``"sqrt"`` by √k (the rule argued for adaptive methods). A gradual warm-up ramps the rate
+linearly from the small-batch rate ``lr0`` to ``k·lr0`` over the first ``warmup_fraction``
+of the run (Goyal et al.: the first 5 of 90 epochs), then a cosine decay runs to zero.
+Every run gets the same number of epochs, so a larger batch takes fewer steps.
 
-    {"optimizer": {"name": "nesterov", "lr": 0.0125}, "base_batch": 32,
-     "scaling": "linear", "warmup_epochs": 1.0, "schedule": "cosine"}
+All runs of one batch size are members of one vectorized model
+(:func:`accel.experiments.members.train_members`): the recipes and seeds at that batch,
+grouped by schedule. Members with the same seed start from the same weights and see the
+same batches, so recipes are compared paired by seed.
 
-``scaling`` is ``"none"`` (keep the lr), ``"linear"`` (Goyal et al. 2017: lr ∝ batch) or
-``"sqrt"`` (lr ∝ √batch, the rule argued for adaptive methods). A warm-up ramps the lr
-linearly over ``warmup_epochs``; Goyal et al. start it at the small-batch lr
-(``warmup_start="goyal"``: a factor base_batch/batch), otherwise it starts at
-``warmup_start`` times the target lr. After warm-up the ``schedule`` runs over the
-remaining steps. Every run has the same epoch budget, so a larger batch takes fewer steps.
-
-Steps to a target accuracy (Shallue et al. 2019) need finer than per-epoch
-measurements; :class:`accel.callbacks.AccuracyProbe` evaluates the test accuracy on a
-geometric grid of steps (:func:`probe_steps`).
+Steps to a target accuracy (Shallue et al. 2019) are read from the evaluations every
+``1/n_evals`` of a run; a run that never reaches the target is *censored*: its true
+count is larger than the budget it used (a lower bound).
 """
 from __future__ import annotations
 
+import json
 import math
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import pytorch_lightning as pl
-from pytorch_lightning.callbacks import EarlyStopping
+import torch
 
-from ..module import Classifier
-from ..schedules import epochs_to_steps, linear_scaling
-from ..seeding import seed_everything
-from ..callbacks.accuracy_probe import AccuracyProbe
-from ..training import fit
-from .tuning import steps_to_target
+from ..schedules import linear_scaling
+from .members import Split, train_members
 
 SCALINGS = ("none", "linear", "sqrt")
+GOYAL_WARMUP = 5 / 90   # Goyal et al. 2017: warm-up over the first 5 of 90 epochs
 
 
 def scaled_lr(base_lr: float, batch: int, base_batch: int, scaling: str) -> float:
-    """The learning rate at ``batch`` for a rate ``base_lr`` tuned at ``base_batch``."""
+    """The learning rate at ``batch`` for a rate ``base_lr`` that suits ``base_batch``."""
     if scaling not in SCALINGS:
         raise ValueError(f"unknown scaling {scaling!r}; valid: {', '.join(SCALINGS)}")
     if scaling == "linear":
@@ -52,171 +48,224 @@ def steps_per_epoch(n: int, batch: int, drop_last: bool = True) -> int:
     return n // batch if drop_last else math.ceil(n / batch)
 
 
-def probe_steps(total_steps: int, per_octave: int = 3, first: int = 4) -> list[int]:
-    """Steps at which to measure: ``per_octave`` per doubling from ``first``, and the last step."""
-    if total_steps < 1 or per_octave < 1 or first < 1:
-        raise ValueError("total_steps, per_octave and first must be positive")
-    n = int(math.floor(per_octave * math.log2(max(total_steps, first) / first))) + 1
-    grid = {int(round(first * 2 ** (i / per_octave))) for i in range(n)}
-    return sorted(s for s in grid | {total_steps} if s <= total_steps)
-
-
-def check_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
-    valid = {"optimizer", "base_batch", "scaling", "warmup_epochs", "warmup_start", "schedule"}
-    unknown = set(recipe) - valid
-    if unknown or "optimizer" not in recipe:
-        raise ValueError(f"a recipe needs 'optimizer' and takes only {sorted(valid)}; got {sorted(recipe)}")
-    out = {"base_batch": 32, "scaling": "none", "warmup_epochs": 0.0, "warmup_start": 1e-3,
-           "schedule": "cosine", **recipe}
-    scaled_lr(1.0, 1, 1, out["scaling"])  # validates the name
-    return out
-
-
-def run_specs(recipe: dict[str, Any], batch: int, n_train: int, epochs: int) -> tuple[dict, dict, int]:
-    """The optimizer spec, schedule spec and total steps a recipe gives at ``batch``."""
-    r = check_recipe(recipe)
-    opt = dict(r["optimizer"])
-    opt["lr"] = scaled_lr(opt["lr"], batch, r["base_batch"], r["scaling"])
+def run_steps(n_train: int, batch: int, epochs: int) -> int:
+    """Optimizer steps of ``epochs`` epochs at ``batch`` (the last incomplete batch dropped)."""
     per_epoch = steps_per_epoch(n_train, batch)
     if per_epoch < 1:
         raise ValueError(f"batch {batch} exceeds the {n_train} training samples")
-    total = per_epoch * epochs
-    schedule: dict[str, Any] = {"name": r["schedule"]}
-    warmup = min(epochs_to_steps(r["warmup_epochs"], per_epoch), total - 1)
-    if warmup > 0:
-        start = r["warmup_start"]
-        start = min(1.0, r["base_batch"] / batch) if start == "goyal" else float(start)
-        schedule.update(warmup_steps=warmup, warmup_start_factor=start)
-    return opt, schedule, total
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    return per_epoch * epochs
 
 
-def train_at_batch(model: dict[str, Any], recipe: dict[str, Any], batch: int, datamodule: Any,
-                   epochs: int, seed: int, *, probe: bool = False,
-                   callbacks: Sequence[pl.Callback] = ()) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Train ``model`` with ``recipe`` at ``batch`` for ``epochs``; return the final metrics
-    (``val_acc``, ``train_loss``, ``diverged``, ``steps``, ``lr``) and the probe curve.
-
-    A run whose training loss becomes non-finite is stopped at the end of that epoch
-    (Lightning's ``EarlyStopping(check_finite=True)``) and counted as diverged.
-    """
-    n_train = len(datamodule.x_train)
-    opt, schedule, total = run_specs(recipe, batch, n_train, epochs)
-    datamodule.drop_last, datamodule.seed = True, seed
-    datamodule.set_batch_size(batch)  # validated against the training set
-    seed_everything(seed)
-    module = Classifier(model, opt, schedule, total_steps=total)
-    stop = EarlyStopping(monitor="train_loss", check_finite=True, patience=10**9,
-                         check_on_train_epoch_end=True)
-    extra: list[pl.Callback] = [stop, *callbacks]
-    prober = None
-    if probe:
-        prober = AccuracyProbe(datamodule.x_test, datamodule.y_test, probe_steps(total))
-        extra.append(prober)
-    history = fit(module, datamodule, epochs, callbacks=extra)
-    last = history.iloc[-1]
-    loss = float(last.get("train_loss", float("nan")))
-    row = {"batch": batch, "seed": seed, "lr": opt["lr"], "steps": total,
-           "epochs_run": int(last["epoch"]), "train_loss": loss,
-           "val_acc": float(last.get("val_acc", float("nan"))),
-           "diverged": not math.isfinite(loss) or int(last["epoch"]) < epochs}
-    curve = prober.frame() if prober else pd.DataFrame(columns=["step", "acc"])
-    return row, curve.assign(batch=batch, seed=seed)
+def warmup_schedule(batch: int, base_batch: int, steps: int, warmup_fraction: float = GOYAL_WARMUP
+                    ) -> dict[str, Any]:
+    """Cosine decay after a linear warm-up from the small-batch rate (factor ``base_batch/batch``)
+    over the first ``warmup_fraction`` of ``steps`` (Goyal et al. 2017, §2.2). At ``base_batch``
+    the warm-up would be constant, so it is left out."""
+    if not 0 <= warmup_fraction < 1:
+        raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction!r}")
+    start = min(1.0, base_batch / batch)
+    warm = min(int(round(warmup_fraction * steps)), steps - 1)
+    if start == 1.0 or warm < 1:
+        return {"name": "cosine"}
+    return {"name": "cosine", "warmup_steps": warm, "warmup_start_factor": start}
 
 
-def batch_sweep(model: dict[str, Any], recipes: dict[str, dict[str, Any]], batches: Sequence[int],
-                datamodule: Any, epochs: int, seeds: Sequence[int], *, probe: bool = False,
-                skip: Iterable[tuple[str, int]] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every recipe at every batch size and seed: a runs table (one row per run, with a
-    ``recipe`` column) and the probe curves (empty unless ``probe``). ``skip`` lists
-    ``(recipe, batch)`` pairs not to run."""
-    skip = set(skip)
-    rows, curves = [], []
-    for name, recipe in recipes.items():
-        for batch in batches:
-            if (name, batch) in skip:
-                continue
-            for seed in seeds:
-                row, curve = train_at_batch(model, recipe, batch, datamodule, epochs, seed, probe=probe)
-                rows.append({"recipe": name, **row})
-                curves.append(curve.assign(recipe=name))
-    return pd.DataFrame(rows), pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
+def recipe_arms(batch: int, base_batch: int, base_lr: float, *, factors: Sequence[float], seeds: Sequence[int],
+                factor_seeds: Mapping[float, Sequence[int]] | None = None, steps: int,
+                optimizer: str = "momentum", warmup_fraction: float = GOYAL_WARMUP) -> list[dict[str, Any]]:
+    """The runs at ``batch``: "linear + warm-up" at ``factor`` × the linearly scaled rate for each
+    of ``factors`` (a per-batch tuning grid, Shallue et al. 2019), and, above ``base_batch``,
+    "no scaling" (``base_lr``) and "linear" (scaled, no warm-up), both with cosine decay.
+    ``factor_seeds[f]`` overrides ``seeds`` for factor ``f`` and for the two recipes without
+    warm-up (``factor_seeds[1.0]``)."""
+    factor_seeds = dict(factor_seeds or {})
+    k = batch / base_batch
+    linear = base_lr * k
+    warm = warmup_schedule(batch, base_batch, steps, warmup_fraction)
+    arms = [{"recipe": "linear + warm-up", "factor": float(f), "spec": {"name": optimizer, "lr": linear * f},
+             "schedule": warm, "seeds": list(factor_seeds.get(f, seeds))} for f in factors]
+    if batch > base_batch:
+        main = list(factor_seeds.get(1.0, seeds))
+        arms += [{"recipe": "no scaling", "factor": 1 / k, "spec": {"name": optimizer, "lr": base_lr},
+                  "schedule": {"name": "cosine"}, "seeds": main},
+                 {"recipe": "linear", "factor": 1.0, "spec": {"name": optimizer, "lr": linear},
+                  "schedule": {"name": "cosine"}, "seeds": main}]
+    return arms
 
 
-def best_trials(runs: pd.DataFrame, by: str | list[str], metric: str = "val_acc") -> pd.DataFrame:
-    """For each ``by`` group, the trial (a ``recipe``) with the best seed-mean ``metric``,
-    and all its seeds' rows: the outcome of a grid search with that budget."""
-    keys = [by] if isinstance(by, str) else list(by)
-    means = runs.groupby(keys + ["recipe"], as_index=False)[metric].mean()
-    means[metric] = means[metric].fillna(-np.inf)
-    best = means.loc[means.groupby(keys)[metric].idxmax(), keys + ["recipe"]]
-    return runs.merge(best, on=keys + ["recipe"])
+def train_arms(build: Callable[[], torch.nn.Module], train: Split, arms: Sequence[Mapping[str, Any]], *,
+               batch: int, steps: int, evals: Mapping[str, Split], n_evals: int = 12,
+               train_eval: int | None = 1000) -> pd.DataFrame:
+    """Every arm (``{"spec", "schedule", "seeds", **labels}``) at ``batch`` for ``steps`` steps: one
+    :func:`~accel.experiments.members.train_members` call per distinct schedule; the rows
+    carry the arm's labels, ``batch`` and ``steps_total``."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for arm in arms:
+        groups.setdefault(json.dumps(arm["schedule"], sort_keys=True), []).append(arm)
+    frames = []
+    for key, group in groups.items():
+        members = [{"spec": dict(a["spec"]), "seed": int(s),
+                    **{k: v for k, v in a.items() if k not in ("spec", "schedule", "seeds")}}
+                   for a in group for s in a["seeds"]]
+        h = train_members(build, train, members, steps=steps, batch_size=batch, evals=evals,
+                          eval_every=max(1, steps // n_evals), train_eval=train_eval, schedule=json.loads(key))
+        frames.append(h.assign(member=h.member + sum(len(f.member.unique()) for f in frames)))
+    return pd.concat(frames, ignore_index=True).assign(batch=batch, steps_total=steps)
 
 
-def scaling_efficiency(steps: pd.Series) -> pd.DataFrame:
-    """From steps-to-target indexed by batch size (ascending), the speed-up at each doubling
-    relative to the previous batch and its fraction of perfect scaling (Shallue et al. 2019:
-    perfect scaling halves the steps when the batch doubles)."""
-    s = steps.sort_index().astype(float)
-    b = s.index.to_numpy(dtype=float)
-    speedup = s.shift(1) / s
-    ideal = pd.Series(b, index=s.index) / pd.Series(b, index=s.index).shift(1)
-    return pd.DataFrame({"steps": s, "speedup": speedup, "ideal": ideal,
-                         "efficiency": np.log(speedup) / np.log(ideal)})
+def final_rows(history: pd.DataFrame) -> pd.DataFrame:
+    """One row per run (batch, member): its last evaluation."""
+    return history.sort_values("step", kind="stable").groupby(["batch", "member"]).tail(1).reset_index(drop=True)
 
 
-def steps_to_target_table(runs: pd.DataFrame, curves: pd.DataFrame, target: float) -> pd.DataFrame:
-    """Per run (recipe, batch, seed): the steps to reach ``target`` test accuracy. A run that
-    never reaches it gets its total step count and ``reached=False``: the true value is
-    larger (a censored measurement), so speed-ups computed from it are upper bounds."""
+def steps_to_target(history: pd.DataFrame, target: float, metric: str = "val_acc") -> pd.DataFrame:
+    """Per run (batch, member): the first evaluated step with ``metric`` >= ``target``. A run that
+    never reaches it gets its budget (``steps_total``) and ``reached=False``: censored, the true
+    value is larger. Columns: the run's labels, ``steps``, ``reached``."""
+    keys = [c for c in ("batch", "recipe", "factor", "tuning", "member", "seed", "steps_total") if c in history]
     rows = []
-    for (recipe, batch, seed), curve in curves.groupby(["recipe", "batch", "seed"]):
-        run = runs[(runs.recipe == recipe) & (runs.batch == batch) & (runs.seed == seed)].iloc[0]
-        steps = steps_to_target(curve, target, metric="acc")
-        reached = math.isfinite(steps) and not run["diverged"]
-        rows.append({"recipe": recipe, "batch": batch, "seed": seed, "reached": reached,
-                     "steps": steps if reached else float(run["steps"])})
-    return pd.DataFrame(rows, columns=["recipe", "batch", "seed", "reached", "steps"])
+    for key, run in history.groupby(["batch", "member"], sort=True):
+        first = run.iloc[0]
+        hit = run[run[metric] >= target]
+        reached = len(hit) > 0
+        rows.append({**{k: first[k] for k in keys}, "steps": float(hit.step.min()) if reached
+                     else float(first["steps_total"]), "reached": reached})
+    return pd.DataFrame(rows)
 
 
-def fastest_per_batch(table: pd.DataFrame) -> pd.DataFrame:
-    """For each batch size, the recipe with the fewest seed-mean steps to target (a recipe
-    counts as reaching it only if every seed did; censored recipes are used only when no
-    recipe reached it): Shallue et al.'s measurement, with the recipes as the tuning grid."""
-    g = table.groupby(["batch", "recipe"]).agg(steps=("steps", "mean"), reached=("reached", "all")).reset_index()
-    g = g.sort_values(["batch", "reached", "steps"], ascending=[True, False, True])
-    return g.groupby("batch").head(1).set_index("batch")
+def fastest_factor(table: pd.DataFrame, recipe: str = "linear + warm-up") -> pd.DataFrame:
+    """Per batch, the grid factor of ``recipe`` with the fewest seed-mean steps to target, preferring
+    factors whose every seed reached it (Shallue et al.: the best trial of the search).
+    Columns: ``batch``, ``factor``, ``steps`` (seed mean), ``reached`` (all seeds),
+    ``interior`` (the factor is neither the smallest nor the largest tried), ``grid`` (factors tried)."""
+    rows = []
+    for batch, t in table[table.recipe == recipe].groupby("batch"):
+        g = t.groupby("factor").agg(steps=("steps", "mean"), reached=("reached", "all")).reset_index()
+        best = g.sort_values(["reached", "steps"], ascending=[False, True]).iloc[0]
+        factors = sorted(g.factor)
+        rows.append({"batch": int(batch), "factor": float(best.factor), "steps": float(best.steps),
+                     "reached": bool(best.reached), "interior": factors[0] < best.factor < factors[-1],
+                     "grid": factors})
+    return pd.DataFrame(rows)
 
 
-def share_point(runs: pd.DataFrame, curves: pd.DataFrame, batch: int, source: str,
-                targets: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Copy ``source``'s runs and probe curves at ``batch`` to every recipe in ``targets``.
+def next_factor(best: Mapping[str, Any], step: float = 2.0) -> float | None:
+    """The factor one ``step`` beyond the grid's edge when the fastest factor sits on it, else None."""
+    grid = list(best["grid"])
+    if best["factor"] == min(grid):
+        return float(min(grid) / step)
+    if best["factor"] == max(grid):
+        return float(max(grid) * step)
+    return None
 
-    Recipes that differ only away from ``batch`` (at the baseline batch "no scaling",
-    "linear" and "linear + warm-up" are the same run but for the warm-up) share one
-    measured point there instead of training it again; the copies make that point part
-    of every recipe's curve for plotting and for steps-to-target. Copies are appended
-    after the measured rows, one target at a time.
+
+def log_steps(table: pd.DataFrame, best: pd.DataFrame, batch: int, recipe: str = "linear + warm-up"
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """log(steps to target) per seed at ``batch`` for the fastest factor, and the censoring mask."""
+    factor = float(best.set_index("batch").loc[batch, "factor"])
+    t = table[(table.batch == batch) & (table.recipe == recipe) & np.isclose(table.factor, factor)]
+    return np.log(t.steps.to_numpy(dtype=float)), ~t.reached.to_numpy(dtype=bool)
+
+
+def efficiency(steps_small: float, steps_large: float, small: int, large: int) -> float:
+    """log(S(small)/S(large)) / log(large/small): 1 when the steps fall in proportion to the batch
+    (perfect scaling), 0 when they do not fall (Shallue et al. 2019)."""
+    return float(np.log(steps_small / steps_large) / np.log(large / small))
+
+
+def largest_stable(lrs: Sequence[float], final_losses: Sequence[float], initial_loss: float,
+                   fraction: float = 0.9) -> float:
+    """The largest rate of an increasing ladder below which every rate trained: its loss after the
+    scan is finite and below ``fraction`` × the loss at initialization. NaN if the smallest fails."""
+    order = np.argsort(lrs)
+    lrs, losses = np.asarray(lrs, float)[order], np.asarray(final_losses, float)[order]
+    ok = np.isfinite(losses) & (losses < fraction * initial_loss)
+    if not ok[0]:
+        return float("nan")
+    first_bad = int(np.argmin(ok)) if not ok.all() else len(ok)
+    return float(lrs[first_bad - 1])
+
+
+def scaling_sweep(build: Callable[[], torch.nn.Module], train: Split, evals: Mapping[str, Split], *,
+                  batches: Sequence[int], base_lr: float, epochs: int, seeds: Sequence[int],
+                  claim_seeds: Sequence[int], claim_batches: Sequence[int], target: float,
+                  factors: Sequence[float] = (0.5, 1.0, 2.0), min_tuning_steps: int = 0,
+                  metric: str = "val_acc", max_rounds: int = 2, n_evals: int = 12,
+                  warmup_fraction: float = GOYAL_WARMUP, train_eval: int | None = 1000) -> pd.DataFrame:
+    """Goyal et al.'s three recipes and Shallue et al.'s per-batch tuning, sharing runs where they can.
+
+    At each batch (the first is the small-batch baseline, ``base_lr`` its rate) the recipes
+    of :func:`recipe_arms` train for ``epochs`` epochs (``tuning=False`` rows, the fixed
+    epoch budget Goyal et al. compare at); the linear + warm-up recipe at factor 1 and the
+    two recipes without warm-up get ``claim_seeds`` at ``claim_batches`` and at the baseline.
+    The tuning grid (``factors`` × the linearly scaled rate, with warm-up; ``tuning=True``
+    rows) trains for ``max(epoch budget, min_tuning_steps)`` steps, so that a large batch
+    has the steps to reach ``target`` (Shallue et al. train every batch size to the target);
+    where the two budgets agree the grid's factor-1 runs are the recipe's runs. While the
+    factor reaching ``target`` (``metric``) in the fewest steps sits on an edge of the grid,
+    one factor beyond that edge is added (``seeds``), for at most ``max_rounds`` rounds.
+    Returns the evaluation rows of every run (columns of :func:`train_arms`, ``tuning``).
     """
-    point = runs[(runs.batch == batch) & (runs.recipe == source)]
-    point_curves = curves[(curves.batch == batch) & (curves.recipe == source)]
-    if point.empty:
-        raise ValueError(f"no runs of {source!r} at batch {batch} to share")
-    for name in targets:
-        runs = pd.concat([runs, point.assign(recipe=name)], ignore_index=True)
-        curves = pd.concat([curves, point_curves.assign(recipe=name)])
-    return runs, curves
+    base = batches[0]
+    if list(batches) != sorted(set(batches)):
+        raise ValueError(f"batches must be increasing and distinct, got {list(batches)}")
+    if not isinstance(max_rounds, int) or max_rounds < 0:
+        raise ValueError(f"max_rounds must be an int >= 0, got {max_rounds!r}")
+    n_train, frames = len(train[0]), []
+    for batch in batches:
+        steps = run_steps(n_train, batch, epochs)
+        grid_steps = max(steps, int(min_tuning_steps))
+        main = {1.0: claim_seeds} if batch in claim_batches or batch == base else {}
+
+        def arms(fs: Sequence[float], n_steps: int, seed_map: Mapping[float, Sequence[int]]) -> list[dict[str, Any]]:
+            return recipe_arms(batch, base, base_lr, factors=fs, seeds=seeds, factor_seeds=seed_map,
+                               steps=n_steps, warmup_fraction=warmup_fraction)
+
+        def run(a: list[dict[str, Any]], n_steps: int) -> pd.DataFrame:
+            return train_arms(build, train, a, batch=batch, steps=n_steps, evals=evals, n_evals=n_evals,
+                              train_eval=train_eval)
+
+        if grid_steps == steps:   # one set of runs: the grid includes the recipe at factor 1
+            h = run([{**a, "tuning": a["recipe"] == "linear + warm-up"} for a in arms(factors, steps, main)], steps)
+        else:                     # the recipes at the epoch budget, the grid with more steps
+            recipes = [{**a, "tuning": False} for a in arms([1.0], steps, main)]
+            grid = [{**a, "tuning": True} for a in arms(factors, grid_steps, {}) if a["recipe"] == "linear + warm-up"]
+            first = run(recipes, steps)
+            second = run(grid, grid_steps)
+            h = pd.concat([first, second.assign(member=second.member + first.member.max() + 1)], ignore_index=True)
+        for _ in range(max_rounds):
+            best = fastest_factor(steps_to_target(h[h.tuning], target, metric)).iloc[0]
+            extra = next_factor(best)
+            if extra is None:
+                break
+            arm = {**arms([extra], grid_steps, {})[0], "tuning": True}
+            more = run([arm], grid_steps)
+            h = pd.concat([h, more.assign(member=more.member + h.member.max() + 1)], ignore_index=True)
+        frames.append(h)
+    return pd.concat(frames, ignore_index=True)
 
 
-def doubling_efficiency(steps: pd.Series, small: int, large: int) -> float:
-    """log(S(small)/S(large)) / log(large/small) for steps-to-target ``steps`` indexed by
-    batch: 1 when the steps fall in proportion to the batch (perfect scaling), 0 when they
-    do not fall (Shallue et al. 2019); the per-doubling efficiency of
-    :func:`scaling_efficiency` over any pair of batch sizes."""
-    return np.log(steps.loc[small] / steps.loc[large]) / np.log(large / small)
+def recipe_finals(history: pd.DataFrame, n_train: int, epochs: int) -> pd.DataFrame:
+    """The last evaluation of every recipe run at the epoch budget (the linear + warm-up recipe at
+    factor 1, "linear", "no scaling"): Goyal et al.'s comparison, one row per (batch, recipe, seed)."""
+    f = final_rows(history)
+    budget = np.array([run_steps(n_train, int(b), epochs) for b in f.batch])
+    keep = (f.steps_total.to_numpy() == budget) & ((f.recipe != "linear + warm-up").to_numpy()
+                                                    | np.isclose(f.factor, 1.0))
+    return f[keep].reset_index(drop=True)
 
 
-def ratio_spread(ratios: pd.DataFrame) -> pd.Series:
-    """Per step, the largest layer's ‖w‖/‖∇w‖ over the smallest's (rows of
-    :class:`accel.callbacks.TrustRatioMonitor`): the disparity between layers that
-    motivates LARS (You et al. 2017, Table 1)."""
-    return ratios.groupby("step")["ratio"].agg(lambda r: r.max() / r.min())
+def late_change(history: pd.DataFrame, metric: str = "train_loss", fraction: float = 0.1) -> pd.Series:
+    """Per run (batch, member): the relative change of ``metric`` over the last ``fraction`` of the
+    run, (last − earlier) / earlier, between the final evaluation and the latest one at or before
+    ``1 − fraction`` of the steps: near 0 when training has levelled off."""
+    out = {}
+    for key, run in history.groupby(["batch", "member"]):
+        run = run.sort_values("step")
+        end = run.iloc[-1]
+        before = run[run.step <= (1 - fraction) * end.step]
+        out[key] = float((end[metric] - before[metric].iloc[-1]) / before[metric].iloc[-1]) if len(before) \
+            else float("nan")
+    return pd.Series(out, name=f"relative change of {metric}")

@@ -10,7 +10,8 @@ factory); these functions only build the problem and read off what the papers pr
   al. 2011; Tieleman & Hinton 2012);
 - Adam's first steps with and without its bias correction, computed from torch's own
   state (Kingma & Ba 2015, §3);
-- the Adam + L2 / AdamW learning-rate × decay grid (Loshchilov & Hutter 2019).
+- the Adam + L2 / AdamW learning-rate × decay grid (Loshchilov & Hutter 2019), every cell a
+  member of one vectorized model (:mod:`accel.experiments.members`).
 """
 from __future__ import annotations
 
@@ -21,8 +22,6 @@ import pandas as pd
 import torch
 
 from ..callbacks.step_size import step_sizes
-from ..module import Classifier
-from ..training import train_seeds
 from .surfaces import Surface, linear
 from .trajectory import minimize, path
 
@@ -168,18 +167,50 @@ def decay_spec(method: str, lr: float, decay: float) -> dict[str, Any]:
     raise ValueError(f"unknown method {method!r}; valid: Adam + L2, AdamW")
 
 
-def weight_decay_grid(build: Callable[[], torch.nn.Module], datamodule: Any, lrs: Sequence[float],
-                      decays: dict[str, Sequence[float]], seeds: Sequence[int], epochs: int) -> pd.DataFrame:
-    """Train ``build()`` for every method × lr × decay × seed (:func:`accel.training.train_seeds`);
-    rows ``method, lr, decay, seed, test accuracy`` (the last epoch's ``val_acc``)."""
+def decay_members(lrs: Sequence[float], decays: dict[str, Sequence[float]], seeds: Sequence[int]
+                  ) -> list[dict[str, Any]]:
+    """One :mod:`accel.experiments.members` member per method × lr × decay × seed, labelled
+    ``method`` and ``decay`` (the λ of :func:`decay_spec`)."""
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct, got {list(seeds)}")
+    return [{"spec": decay_spec(method, lr, wd), "seed": int(s), "method": method, "decay": float(wd)}
+            for method, values in decays.items() for lr in lrs for wd in values for s in seeds]
+
+
+def weight_decay_grid(build: Callable[[], torch.nn.Module], train: tuple[torch.Tensor, torch.Tensor],
+                      test: tuple[torch.Tensor, torch.Tensor], lrs: Sequence[float],
+                      decays: dict[str, Sequence[float]], seeds: Sequence[int], *, steps: int, batch_size: int,
+                      schedule: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Train ``build()`` for every method × lr × decay × seed as one vectorized model
+    (:func:`accel.experiments.members.train_members`; torch's Adam and AdamW, the decay applied
+    as torch applies it). Rows ``method, lr, decay, seed, train accuracy, train loss, test
+    accuracy`` after ``steps`` steps; the seed sets both the initial weights and the data order,
+    so the cells of one seed are paired."""
+    from .members import last, train_members
+
+    end = last(train_members(build, train, decay_members(lrs, decays, seeds), steps=steps,
+                             batch_size=batch_size, evals={"test": test}, schedule=schedule))
+    return pd.DataFrame({"method": end.method, "lr": end.lr, "decay": end.decay, "seed": end.seed,
+                         "train accuracy": end.train_acc, "train loss": end.train_loss,
+                         "test accuracy": end.test_acc})
+
+
+def best_cells(grid: pd.DataFrame, value: str = "test accuracy") -> pd.DataFrame:
+    """Per method and learning rate, the decay with the best seed-mean ``value``, and whether it
+    lies strictly inside the decay grid (``interior``)."""
+    mean = grid.groupby(["method", "lr", "decay"], sort=True)[value].mean().reset_index()
     rows = []
-    for method, values in decays.items():
-        for lr in lrs:
-            for wd in values:
-                spec = decay_spec(method, lr, wd)
-                runs = train_seeds(lambda: Classifier(build(), spec), datamodule, epochs, seeds)
-                rows += [{"method": method, "lr": lr, "decay": wd, "seed": int(s), "test accuracy": h.val_acc.iloc[-1]}
-                         for s, h in runs.groupby("seed", sort=False)]
+    for (method, lr), row in mean.groupby(["method", "lr"], sort=False):
+        row = row.sort_values("decay", ignore_index=True)
+        i = int(row[value].fillna(-np.inf).idxmax())
+        rows.append({"method": method, "lr": lr, "best decay": float(row.decay[i]), value: float(row[value][i]),
+                     "interior": bool(0 < i < len(row) - 1)})
     return pd.DataFrame(rows)
+
+
+def seed_slopes(grid: pd.DataFrame, slope: Callable[[pd.DataFrame], float]) -> pd.DataFrame:
+    """``slope(cells)`` of each method's grid, one seed at a time: rows ``seed`` × method."""
+    out: dict[int, dict[str, float]] = {}
+    for (seed, method), cells in grid.groupby(["seed", "method"], sort=True):
+        out.setdefault(int(seed), {})[method] = float(slope(cells))
+    return pd.DataFrame.from_dict(out, orient="index").rename_axis("seed")

@@ -8,6 +8,7 @@ plateau that ends in a cliff (Goodfellow et al. 2016, §8.2).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -90,3 +91,21 @@ def linear(slope: torch.Tensor | float) -> Callable[[torch.Tensor], torch.Tensor
     """f = g·θ: a constant slope, the setting of the momentum terminal-velocity argument."""
     g = torch.as_tensor(slope, dtype=torch.float64)
     return lambda p: (g * p).sum()
+
+
+def plateau_outcome(loss: float, start_loss: float = 3.0) -> str:
+    """Where a run on :func:`plateau_cliff` (default shape) ended, read from its final loss.
+
+    The loss is ≈ 3 on the plateau (the bowl term ≈ 1 plus the cliff's height 2), ≈ 1
+    below the cliff but outside the bowl, and near 0 in the bowl: a sentence the prose
+    can quote, so that it never says more than the number.
+    """
+    if not math.isfinite(loss):
+        return "diverged"
+    if loss > start_loss - 0.5:
+        return f"stayed on the plateau (loss {loss:.2f})"
+    if loss < 0.1:
+        return f"reached the bowl (loss {loss:.2g})"
+    if 0.5 < loss < 1.5:
+        return f"went down the cliff but ended outside the bowl (loss {loss:.2f})"
+    return f"left the plateau and ended at loss {loss:.2f}"

@@ -1,15 +1,22 @@
-"""An equal tuning budget per optimizer, and statistics of hyperparameter grids.
+"""Tuning budgets per optimizer, and statistics of hyperparameter grids.
 
 Comparisons of optimizers are only as fair as their tuning (Choi et al. 2019; Nado et al.
-2021): each optimizer here gets the same number of trials (``budget``) over a grid of
-learning rates spanning the same number of decades around a conventional centre; those
-with a momentum knob (SGD momentum/Nesterov) split the same budget between learning
-rates and two momenta. The grid centres are conventions, and they are part of the
-result: a different search space can change a ranking.
+2021). Two protocols live here:
+
+* :func:`tune_learning_rates`: the learning rate alone, on the same ladder for every
+  optimizer (rates a fixed fraction of a decade apart), extended past an edge until each
+  optimum is interior, so that no optimizer is judged at the border of its search space
+  and all get the same resolution (chapter 3);
+* :func:`trial_grid` / :func:`tune`: a fixed number of trials per optimizer over a grid
+  spanning the same number of decades around a conventional centre, with momentum
+  optimizers splitting the budget between learning rates and two momenta.
+
+The centres are conventions, and they are part of the result: a different search space
+can change a ranking. :func:`good_region_slope` and :func:`tuning_spread` summarize grids.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -153,14 +160,112 @@ def tuned_comparison(build: Callable[[], Any], tune_dm: Any, test_dm: Any, names
     return trials, pd.DataFrame(finals)
 
 
-def spread_ratio(trials: pd.DataFrame, finals: pd.DataFrame, metric: str = "val_acc",
-                 final: str = "test accuracy") -> float:
-    """Does the choice of optimizer matter less than its hyperparameters (Choi et al. 2019)?
+# ---------------------------------------------------------------- learning-rate grids with interior optima
 
-    The range of the tuned optimizers' mean ``final`` divided by the mean, over optimizers,
-    of the range of ``metric`` across that optimizer's trials (a diverged trial, NaN,
-    counts as 0). Below 1: tuning moves the result more than the choice of optimizer.
+def ladder(centre: float, n: int, step: float = 0.5) -> list[float]:
+    """``n`` learning rates ``step`` decades apart, centred (geometrically) on ``centre``."""
+    if not isinstance(n, int) or n < 1 or step <= 0:
+        raise ValueError(f"need an int n >= 1 and step > 0; got {n!r}, {step!r}")
+    return lr_grid(centre, n, step * (n - 1))
+
+
+def edge_extension(lrs: Sequence[float], scores: Sequence[float], step: float = 0.5) -> float | None:
+    """The learning rate one ``step`` (decades) beyond the grid's edge when the best score sits on
+    that edge, else None (the optimum is interior). A non-finite score (a diverged run) never wins;
+    when every score is non-finite the grid is extended downwards."""
+    lrs = np.asarray(lrs, dtype=float)
+    order = np.argsort(lrs)
+    lrs, s = lrs[order], np.asarray(scores, dtype=float)[order]
+    s = np.where(np.isfinite(s), s, -np.inf)
+    best = int(np.argmax(s))
+    if np.isneginf(s).all() or best == 0:
+        return float(lrs[0] * 10 ** -step)
+    if best == len(lrs) - 1:
+        return float(lrs[-1] * 10 ** step)
+    return None
+
+
+def tune_learning_rates(run: Callable[[list[dict[str, Any]]], Sequence[float]], names: Sequence[str], *,
+                        n: int = 5, step: float = 0.5, centres: Mapping[str, float] | None = None,
+                        options: Mapping[str, Mapping[str, Any]] | None = None,
+                        max_rounds: int = 4) -> pd.DataFrame:
+    """The same learning-rate ladder for every optimizer, extended until each optimum is interior.
+
+    Round 0 trains ``n`` rates ``step`` decades apart around each optimizer's centre
+    (``centres``, else its ``lr_centre`` in :mod:`accel.optim.info`); every later round adds,
+    for each optimizer whose best rate is on an edge of its grid, one rate beyond that edge
+    (:func:`edge_extension`), for at most ``max_rounds`` rounds. Only the learning rate is
+    tuned; ``options[name]`` are fixed for that optimizer (a momentum, a weight decay).
+    ``run(specs)`` trains every spec once and returns one score each (NaN: diverged).
+    Rows: ``optimizer, lr, score, round, spec``.
     """
-    per_opt = trials.groupby("optimizer")[metric].agg(lambda v: v.max() - v.fillna(0).min())
-    across = finals.groupby("optimizer")[final].mean()
-    return float((across.max() - across.min()) / per_opt.mean())
+    if not isinstance(max_rounds, int) or max_rounds < 0:
+        raise ValueError(f"max_rounds must be an int >= 0, got {max_rounds!r}")
+    centres, options = dict(centres or {}), dict(options or {})
+    pending = []
+    for name in names:
+        info = check_optimizer(name)
+        centre = centres.get(name, info.lr_centre)
+        if centre is None:
+            raise ValueError(f"no learning-rate centre for {name!r}: pass centres={{{name!r}: ...}}")
+        pending += [{"name": name, "lr": lr, **options.get(name, {})} for lr in ladder(centre, n, step)]
+    rows: list[dict[str, Any]] = []
+    for rnd in range(max_rounds + 1):
+        scores = list(run(pending))
+        if len(scores) != len(pending):
+            raise ValueError(f"run() returned {len(scores)} scores for {len(pending)} specs")
+        rows += [{"optimizer": s["name"], "lr": float(s["lr"]), "score": float(v), "round": rnd, "spec": s}
+                 for s, v in zip(pending, scores)]
+        table = pd.DataFrame(rows)
+        pending = []
+        for name in names:
+            t = table[table.optimizer == name]
+            lr = edge_extension(t.lr, t.score, step)
+            if lr is not None:
+                pending.append({"name": name, "lr": lr, **options.get(name, {})})
+        if not pending or rnd == max_rounds:
+            break
+    return pd.DataFrame(rows).sort_values(["optimizer", "lr"], kind="stable", ignore_index=True)
+
+
+def best_learning_rates(trials: pd.DataFrame, score: str = "score") -> pd.DataFrame:
+    """Per optimizer (in order of appearance): the best trial's ``lr``, ``score`` and ``spec``,
+    whether that optimum is ``interior`` to the grid, and the grid's size ``trials``
+    (``spec`` only when the trials have one)."""
+    rows = []
+    for name, t in trials.groupby("optimizer", sort=False):
+        t = t.sort_values("lr")
+        s = t[score].to_numpy(dtype=float)
+        best = int(np.argmax(np.where(np.isfinite(s), s, -np.inf)))
+        row = {"optimizer": name, "lr": float(t.lr.iloc[best]), score: float(s[best]),
+               "interior": bool(0 < best < len(t) - 1 and np.isfinite(s[best])), "trials": len(t)}
+        if "spec" in t:
+            row["spec"] = dict(t["spec"].iloc[best])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def tuning_spread(trials: pd.DataFrame, *, worst: float, score: str = "score",
+                  window: float = 0.5) -> dict[str, float]:
+    """Does the choice of optimizer matter less than its learning rate (Choi et al. 2019)?
+
+    Both spreads are read from the same trials and the same metric: ``across``, the range
+    over optimizers of their best ``score``; ``within``, the mean over optimizers of the
+    score lost, on average, at the rates ``window`` decades from its best (its two
+    neighbours on a half-decade ladder). A diverged trial scores ``worst`` (chance
+    accuracy), not 0. ``ratio`` = across / within: below 1, a learning rate off by a
+    factor 10^window costs more than the choice of optimizer.
+    """
+    best = best_learning_rates(trials, score)
+    losses = []
+    for _, row in best.iterrows():
+        t = trials[trials.optimizer == row.optimizer]
+        s = t[score].to_numpy(dtype=float)
+        s = np.where(np.isfinite(s), s, worst)
+        near = np.isclose(np.abs(np.log10(t.lr.to_numpy(dtype=float) / row.lr)), window, atol=1e-6)
+        if not near.any():
+            raise ValueError(f"{row.optimizer}: no trial {window} decades from its best rate {row.lr:g}")
+        losses.append(row[score] - s[near].mean())
+    across = float(best[score].max() - best[score].min())
+    within = float(np.mean(losses))
+    return {"across": across, "within": within, "ratio": across / within if within > 0 else float("inf")}

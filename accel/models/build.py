@@ -7,6 +7,7 @@ from torch import nn
 
 from .cnn import CNN1d, CNN2d
 from .mlp import MLP
+from .resnet import ResNet1d, ResNet2d
 from .sequence import SequenceClassifier
 from .transformer import TransformerClassifier
 
@@ -16,6 +17,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "cnn2d": CNN2d,
     "sequence": SequenceClassifier,
     "transformer": TransformerClassifier,
+    "resnet1d": ResNet1d,
+    "resnet2d": ResNet2d,
 }
 
 

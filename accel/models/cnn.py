@@ -12,6 +12,21 @@ from .norm import check_norm, make_norm
 from .ws import weight_layer
 
 
+def as_signal(x: torch.Tensor) -> torch.Tensor:
+    """(N, L) or (N, C, L) as (N, C, L): the layout a Conv1d stack expects."""
+    return x.unsqueeze(1) if x.ndim == 2 else x
+
+
+def as_image(x: torch.Tensor) -> torch.Tensor:
+    """(N, H·W), (N, H, W) or (N, C, H, W) as (N, C, H, W); flat inputs must be square images."""
+    if x.ndim == 2:
+        side = int(round(x.shape[1] ** 0.5))
+        if side * side != x.shape[1]:
+            raise ValueError(f"cannot view {x.shape[1]} features as a square image")
+        x = x.view(len(x), side, side)
+    return x.unsqueeze(1) if x.ndim == 3 else x
+
+
 class _ConvNet(nn.Module):
     """Conv → norm → activation blocks, global average pooling, a linear head.
 
@@ -50,7 +65,7 @@ class CNN1d(_ConvNet):
     dim = 1
 
     def _shape(self, x: torch.Tensor) -> torch.Tensor:
-        return x.unsqueeze(1) if x.ndim == 2 else x
+        return as_signal(x)
 
 
 class CNN2d(_ConvNet):
@@ -58,9 +73,4 @@ class CNN2d(_ConvNet):
     dim = 2
 
     def _shape(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim == 2:
-            side = int(round(x.shape[1] ** 0.5))
-            if side * side != x.shape[1]:
-                raise ValueError(f"cannot view {x.shape[1]} features as a square image")
-            x = x.view(len(x), side, side)
-        return x.unsqueeze(1) if x.ndim == 3 else x
+        return as_image(x)

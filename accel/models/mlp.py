@@ -19,18 +19,25 @@ class MLP(nn.Sequential):
     count, ``ghost_size`` BatchNorm's ghost-batch size (None: the whole batch).
 
     ``hidden`` lists the hidden widths, e.g. ``(1024, 64)`` for 784-1024-64-10.
-    Inputs of any shape are flattened first.
+    Inputs of any shape are flattened first. ``dropout`` > 0 adds an ``nn.Dropout`` after
+    every hidden activation (Srivastava et al. 2014: each hidden unit zeroed with that
+    probability in training, the rest scaled by 1/(1 − p)); at 0 no layer is added.
     """
 
     def __init__(self, in_features: int, hidden: Sequence[int], out_features: int, *,
                  activation: str = "relu", norm: str = "none", init: str = "default",
-                 init_std: float = 0.01, groups: int = 8, ghost_size: int | None = None):
+                 init_std: float = 0.01, groups: int = 8, ghost_size: int | None = None,
+                 dropout: float = 0.0):
         check_norm(norm)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_features
         for i, h in enumerate(hidden):
             linear = weight_layer(norm, "linear", activation if i else None)
             layers += [linear(width, h), make_norm(norm, h, 0, groups, ghost_size), make_activation(activation)]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
             width = h
         layers.append(nn.Linear(width, out_features))
         super().__init__(*layers)

@@ -4,7 +4,8 @@ Nothing here re-implements an update rule. The factory adds names for common var
 (``momentum`` = SGD with momentum 0.9, ``nesterov``), checks every argument against the
 optimizer's signature, and builds parameter groups that keep biases and normalization
 weights (ndim <= 1) out of weight decay. The facts about each optimizer live in one
-table, :data:`accel.optim.info.OPTIMIZERS`.
+table, :data:`accel.optim.info.OPTIMIZERS`. ``layer_lr`` in a spec gives layers their own
+rates (:mod:`accel.optim.layerwise`).
 """
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from ._groups import muon_groups, param_groups
+from ._groups import member_ndim, muon_groups, param_groups
 from .info import OPTIMIZERS, OptimizerInfo, check_optimizer, needs_create_graph
+from .layerwise import default_lr, layer_lr_groups
 
 __all__ = ["OPTIMIZERS", "OptimizerInfo", "check_hyperparameters", "check_optimizer", "make_optimizer",
-           "muon_groups", "needs_create_graph", "optimizer_class", "param_groups", "valid_arguments"]
+           "layer_lr_groups", "muon_groups", "needs_create_graph", "optimizer_class", "param_groups",
+           "valid_arguments"]
 
 
 def optimizer_class(name: str) -> type:
@@ -64,13 +67,24 @@ def make_optimizer(model: nn.Module | Iterable[torch.Tensor], spec: dict[str, An
     """Build an optimizer from ``{"name": "adamw", "lr": 1e-3, "weight_decay": 0.01, ...}``.
 
     Weight decay goes to weights only when a module is given (``exclude_from_decay``
-    may be set False to decay everything, as plain L2 would). Arguments are checked
-    against the optimizer's signature and :func:`check_hyperparameters`.
+    may be set False to decay everything, as plain L2 would). ``exclude_from_adaptation=True``
+    (a layer-wise rule with an ``adaptation_off`` option in :mod:`accel.optim.info`: LAMB)
+    gives biases and norm parameters (ndim <= 1) a trust ratio of 1, as You et al. 2020 do
+    for BERT. Arguments are checked
+    against the optimizer's signature and :func:`check_hyperparameters`. ``layer_lr``
+    (``{"features": 0.1, "*": 1.0}``) multiplies ``lr`` per layer
+    (:func:`accel.optim.layerwise.layer_lr_groups`); absent, every group has ``lr``.
     """
     spec = dict(spec)
     name = spec.pop("name", None)
     info = check_optimizer(name)
     exclude = spec.pop("exclude_from_decay", True)
+    no_adaptation = spec.pop("exclude_from_adaptation", False)
+    if no_adaptation and info.adaptation_off is None:
+        layerwise = [n for n, i in OPTIMIZERS.items() if i.adaptation_off]
+        raise ValueError(f"exclude_from_adaptation applies to layer-wise rules with a per-group switch "
+                         f"({', '.join(layerwise)}), not {name!r}")
+    layer_lr = spec.pop("layer_lr", None)
     valid = valid_arguments(name)
     unknown = sorted(set(spec) - set(valid))
     if unknown:
@@ -86,4 +100,22 @@ def make_optimizer(model: nn.Module | Iterable[torch.Tensor], spec: dict[str, An
     else:
         params = model.parameters() if isinstance(model, nn.Module) else model
         groups = [{"params": list(params), "weight_decay": wd}]
+    if layer_lr is not None:
+        lr = spec.get("lr", info.presets.get("lr"))
+        groups = layer_lr_groups(model, groups, layer_lr, default_lr(info.resolve()) if lr is None else lr)
+    if no_adaptation:
+        groups = _without_adaptation(model, groups, info.adaptation_off)
     return info.resolve()(groups, **{**info.presets, **spec})
+
+
+def _without_adaptation(model: Any, groups: list[dict[str, Any]], option: str) -> list[dict[str, Any]]:
+    """Split every group into its tensors of ndim >= 2 and the rest, the rest with ``option=True``."""
+    out = []
+    for group in groups:
+        matrices = [p for p in group["params"] if member_ndim(model, p) >= 2]
+        vectors = [p for p in group["params"] if member_ndim(model, p) <= 1]
+        if matrices:
+            out.append({**group, "params": matrices})
+        if vectors:
+            out.append({**group, "params": vectors, option: True})
+    return out

@@ -12,6 +12,10 @@ the tuning grids and the seed ensembles all read this table):
 * ``lr_centre``: the conventional learning rate around which a tuning grid is centred
   (a convention, and part of any ranking built on it); ``momenta``: the momentum
   values a tuning grid tries, for the optimizers with that knob;
+* ``adaptation_off``: for a layer-wise rule, the param-group option that switches its
+  trust ratio off for that group (Lamb's ``adam=True``: a trust ratio of 1), which
+  ``make_optimizer(..., {"exclude_from_adaptation": True})`` sets for biases and norm
+  parameters, as You et al. 2020 do for BERT;
 * ``elementwise``: the update of each scalar depends only on that scalar's own history,
   so K stacked copies of a model can share one optimizer (layer-wise or matrix-wise
   rules, LARS, LAMB, Shampoo, SOAP, Muon, and AdaHessian's graph, cannot).
@@ -41,6 +45,7 @@ class OptimizerInfo:
     momenta: tuple[float, ...] = ()
     elementwise: bool = True
     source: str = ""
+    adaptation_off: str | None = None
 
     def resolve(self) -> type:
         return self.cls if isinstance(self.cls, type) else self.cls()
@@ -62,7 +67,7 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
                           source="You et al. 2017"),
     # adam_debias=True divides by (1 - beta1^t) inside the Adam ratio only: You et al. 2020, Alg. 2.
     "lamb": OptimizerInfo(_pytorch_optimizer("Lamb"), group_options=("adam_debias",), lr_centre=3e-3,
-                          elementwise=False, source="You et al. 2020"),
+                          elementwise=False, source="You et al. 2020", adaptation_off="adam"),
     # Beyond first-order adaptivity: approximations of Newton's method.
     "adahessian": OptimizerInfo(_pytorch_optimizer("AdaHessian"), create_graph=True, elementwise=False,
                                 source="Yao et al. 2021"),

@@ -25,6 +25,7 @@ from .verdicts import NOT_A_NUMBER, fmt_number
 
 FIGURE_FORMAT = "svg"  # vector output: sharp at any zoom, small for line plots
 FIGURE_WIDTH = 7.5     # inches: the content column at 1400 px is about 8 in, so 9-pt text stays 9 pt
+MAX_WIDTH = 7.8        # inches: the widest a published figure is saved (see fit_to_column)
 
 
 class EmptyEvidence(ValueError):
@@ -73,9 +74,34 @@ def publish(name: str, fig: Any, *, display: bool = False) -> Any:
         plt.close(fig)
         raise EmptyEvidence(f"figure {name!r} has axes with no data: {empty}; a verdict must be computed "
                             f"from data the page shows")
+    fit_to_column(fig)
     _glue(name, fig, display)
     plt.close(fig)
     return fig
+
+
+def fit_to_column(fig: Any, max_width: float = MAX_WIDTH) -> float:
+    """Narrow a figure whose saved (tight) width exceeds ``max_width`` inches; return its width.
+
+    The page shows a wider figure shrunk to the column, and its 9-pt text with it (the
+    browser check reports that); narrowing the canvas instead keeps the text at its point
+    size and lets the layout engine re-pack the panels. The height is kept.
+    """
+    for _ in range(4):
+        width = _saved_width(fig)
+        if width <= max_width:
+            return width
+        w, h = fig.get_size_inches()
+        fig.set_size_inches(max(w - (width - max_width) - 0.05, 1.0), h)
+        if fig.get_layout_engine() is None:
+            fig.tight_layout()
+    return _saved_width(fig)
+
+
+def _saved_width(fig: Any) -> float:
+    """The width in inches ``savefig(bbox_inches="tight")`` gives, after the layout engine has run."""
+    fig.draw_without_rendering()  # constrained layout places the axes (and outside legends) at draw time
+    return float(fig.get_tightbbox(fig.canvas.get_renderer()).width)
 
 
 def publish_table(name: str, table: pd.DataFrame, *, display: bool = False, formats: Any = None) -> Any:

@@ -9,27 +9,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 
 from accel.data import make_datamodule
+from accel.experiments.parallel.ddp_check import FirstGradients
 from accel.module import Classifier
 from accel.seeding import seed_everything
 from accel.training import fit
 
 GLOBAL_BATCH = 64
 STEPS = 12
-
-
-class FirstGradients(pl.Callback):
-    """Keeps the gradients the optimizer sees at the first step (averaged over ranks)."""
-
-    def __init__(self) -> None:
-        self.grads: dict[str, torch.Tensor] = {}
-
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        if trainer.global_step == 0:
-            self.grads = {n: p.grad.detach().clone() for n, p in pl_module.named_parameters()}
 
 
 def main(mode: str, out: Path) -> None:
