@@ -4,9 +4,18 @@ import pytest
 import torch
 from torch import nn
 
-from accel.optim import OPTIMIZERS, make_optimizer, needs_create_graph, param_groups
+from accel.optim import OPTIMIZERS, make_optimizer as _make_optimizer, needs_create_graph, param_groups
 
 TORCH_OPTIMIZERS = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "radam", "nadam"]
+
+
+def make_optimizer(model, spec):
+    """The factory's optimizer, ready to step: Schedule-Free's is switched to train mode
+    (in a run, accel.callbacks.ScheduleFreeMode does that; without it the step refuses)."""
+    opt = _make_optimizer(model, spec)
+    if callable(getattr(opt, "train", None)):
+        opt.train()
+    return opt
 
 
 def _net():
@@ -58,7 +67,8 @@ def test_bad_specs_raise_clear_errors():
 # A learning rate per optimizer at which 200 steps from (-1.5, 2) on Rosenbrock work.
 ROSENBROCK_LR = {"sgd": 1e-3, "momentum": 1e-3, "nesterov": 1e-3, "adagrad": 0.1, "rmsprop": 0.01,
                  "adadelta": 1.0, "adam": 0.1, "adamw": 0.1, "radam": 0.01, "nadam": 0.1, "lars": 1e-3,
-                 "lamb": 0.01, "adahessian": 1.0, "shampoo": 0.1, "soap": 0.1, "muon": 0.1}
+                 "lamb": 0.01, "adahessian": 1.0, "shampoo": 0.1, "soap": 0.1, "muon": 0.1,
+                 "adamw_schedulefree": 0.1}
 
 
 def test_every_factory_optimizer_has_a_rosenbrock_lr():

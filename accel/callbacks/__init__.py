@@ -8,6 +8,7 @@ from .divergence_guard import DivergenceError, DivergenceGuard
 from .grad_norm import GradNormMonitor, layer_grad_norms, total_grad_norm
 from .history import History, StepHistory
 from .landscape import LandscapeProbe, probe_landscape
+from .schedule_free import ScheduleFreeMode
 from .step_size import StepSizeMonitor
 from .trust_ratio import TrustRatioMonitor, lars_local_lr, trust_ratio_table
 
@@ -16,3 +17,4 @@ __all__ = ["AccuracyProbe", "AdaptiveGradientClipping", "unitwise_clip", "BatchS
            "DivergenceError", "DivergenceGuard", "GradNormMonitor", "layer_grad_norms",
            "total_grad_norm", "History", "StepHistory", "LandscapeProbe", "probe_landscape", "StepSizeMonitor",
            "TrustRatioMonitor", "lars_local_lr", "trust_ratio_table"]
+__all__ += ["ScheduleFreeMode"]

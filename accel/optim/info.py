@@ -35,6 +35,13 @@ def _pytorch_optimizer(name: str) -> Callable[[], type]:
     return load
 
 
+def _schedulefree(name: str) -> Callable[[], type]:
+    def load() -> type:
+        import schedulefree
+        return getattr(schedulefree, name)
+    return load
+
+
 @dataclass(frozen=True)
 class OptimizerInfo:
     cls: type | Callable[[], type]
@@ -74,6 +81,11 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
     "shampoo": OptimizerInfo(_pytorch_optimizer("Shampoo"), elementwise=False, source="Gupta et al. 2018"),
     "soap": OptimizerInfo(_pytorch_optimizer("SOAP"), elementwise=False, source="Vyas et al. 2024"),
     "muon": OptimizerInfo(_pytorch_optimizer("Muon"), elementwise=False, source="Jordan et al. 2024"),
+    # Schedule-Free AdamW (Defazio et al. 2024): its step is not lr × a direction independent of lr
+    # (the averaging weights depend on lr), so it is not marked elementwise for lr-scaled stacking;
+    # it needs optimizer.train()/.eval() around evaluation (accel.callbacks.ScheduleFreeMode).
+    "adamw_schedulefree": OptimizerInfo(_schedulefree("AdamWScheduleFree"), lr_centre=3e-3, elementwise=False,
+                                        source="Defazio et al. 2024"),
 }
 
 
