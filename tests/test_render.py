@@ -209,3 +209,17 @@ def test_mathjax_is_copied_from_the_pinned_package(tmp_path):
     assert (mj / "tex-chtml.js").stat().st_size > 500_000
     assert list((mj / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
     assert not (mj / "tex-svg.js").exists()  # only the build the book loads
+
+
+def test_every_citation_of_the_book_is_in_the_bibliography(root):
+    """A {cite} key missing from references.bib renders as a bare key (Sphinx only warns)."""
+    import re
+    from pybtex.database import parse_file
+    keys = set(parse_file(root / "book" / "references.bib").entries)
+    pages = sorted((root / "notebooks").glob("*.md")) + sorted((root / "book").glob("*.md"))
+    cited = {(page.name, key.strip()) for page in pages
+             for group in re.findall(r"\{cite[a-z:]*\}`([^`]+)`", page.read_text())
+             for key in group.split(",")}
+    assert len(cited) > 50
+    missing = sorted(f"{page}: {key}" for page, key in cited if key not in keys)
+    assert not missing, missing
