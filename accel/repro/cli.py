@@ -1,4 +1,4 @@
-"""The `accel` command: run one notebook, build the book, write the report, sweep a grid."""
+"""The `accel` command: run one notebook, build the book, write the report, sweep a grid, race recipes."""
 from __future__ import annotations
 
 import argparse
@@ -108,6 +108,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return res.exit_status
 
 
+RACE_MODULE = "accel.experiments.race"
+
+
+def cmd_race(argv: Sequence[str]) -> int:
+    """``accel race ...``: the race is torch-side (accel.experiments), which this layer does not
+    import, so it runs as its own process, ``python -m accel.experiments.race``, with the same
+    arguments; its exit status is this command's (0; 1 some trial failed; 2 refused)."""
+    import subprocess
+    return subprocess.run([sys.executable, "-m", RACE_MODULE, *argv]).returncode
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="accel", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -164,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--slurm-time", type=int, metavar="MIN", help="time limit per run with --slurm (default 60)")
     sweep.set_defaults(func=cmd_sweep)
 
+    sub.add_parser("race", add_help=False,
+                   help="time to target of training recipes on fixed workloads, after AlgoPerf "
+                        "(accel race --recipe my_recipe.yml; accel race --help for its options)")
+
     return parser
 
 
@@ -184,6 +199,8 @@ def _split_params(argv: list[str]) -> tuple[list[str], list[list[str]]]:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     pairs: list[list[str]] = []
+    if argv[:1] == ["race"]:  # its options are the race module's own (accel race --help)
+        return cmd_race(argv[1:])
     if argv[:1] == ["run"]:
         argv, pairs = _split_params(argv)
     args = build_parser().parse_args(argv)

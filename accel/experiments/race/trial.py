@@ -1,0 +1,110 @@
+"""One trial of the race: train a workload's model with one configuration until the target or the budget.
+
+Training goes through the package's Lightning path (:class:`accel.module.Classifier`,
+:func:`accel.training.make_trainer`); :class:`RaceEval` measures the validation error
+every ``eval_every`` optimizer steps (and at the last step) on the whole test split in
+eval mode, keeps the training seconds with evaluation time taken out, and stops the run
+at the first evaluation that reaches the target (later evaluations could not change the
+time to target). A non-finite training loss stops it too (a diverged run never reaches it).
+"""
+from __future__ import annotations
+
+import math
+import time
+from functools import partial
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from ...module import Classifier
+from ...seeding import seed_everything
+from ...training import make_trainer
+from .recipes import schedule_spec
+from .workloads import Workload
+
+
+class RaceClassifier(Classifier):
+    """:class:`accel.module.Classifier` with label smoothing on the training loss (evaluation is unaffected)."""
+
+    def __init__(self, *args: Any, label_smoothing: float = 0.0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+        if self.label_smoothing:
+            if self.loss_fn is not F.cross_entropy:
+                raise ValueError("label_smoothing needs the cross_entropy loss")
+            self.loss_fn = partial(F.cross_entropy, label_smoothing=self.label_smoothing)
+
+
+class RaceEval(pl.Callback):
+    """Validation error every ``every`` updates; training seconds without evaluation; early stop at target."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, every: int, max_steps: int, target: float | None,
+                 eval_batch: int = 4096):
+        self.x, self.y, self.every, self.max_steps = x, y, every, max_steps
+        self.target, self.eval_batch = target, eval_batch
+        self.history: list[dict[str, float]] = []
+        self.eval_seconds = 0.0
+        self.diverged = False
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.start = time.perf_counter()
+
+    def _error(self, pl_module: pl.LightningModule) -> float:
+        was_training = pl_module.training
+        pl_module.eval()
+        with torch.no_grad():
+            x, y = self.x.to(pl_module.device), self.y.to(pl_module.device)
+            correct = sum(int((pl_module(x[i:i + self.eval_batch]).argmax(-1) == y[i:i + self.eval_batch]).sum())
+                          for i in range(0, len(x), self.eval_batch))
+        pl_module.train(was_training)
+        return 1.0 - correct / len(x)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        step = trainer.global_step  # updates applied
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None and not math.isfinite(float(loss)):
+            self.diverged = True
+            self.history.append({"step": step, "seconds": self._train_seconds(), "error": math.nan})
+            trainer.should_stop = True
+            return
+        if step % self.every and step < self.max_steps:
+            return
+        seconds = self._train_seconds()
+        t0 = time.perf_counter()
+        error = self._error(pl_module)
+        self.eval_seconds += time.perf_counter() - t0
+        self.history.append({"step": step, "seconds": seconds, "error": error})
+        if self.target is not None and error <= self.target:
+            trainer.should_stop = True
+
+    def _train_seconds(self) -> float:
+        return time.perf_counter() - self.start - self.eval_seconds
+
+
+def run_trial(workload: Workload, variant: str, config: dict[str, Any], *, seed: int, budget: int,
+              target: float | None, threads: int | None = None) -> dict[str, Any]:
+    """Train one trial; return its evaluation history and bookkeeping (JSON-ready).
+
+    ``budget`` is the step budget (the schedule spans it); ``target`` the error that stops
+    the run (``None``: train the whole budget, as the target-setting runs do).
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    seed_everything(seed)
+    dm = workload.datamodule(seed=seed)
+    tricks = config["tricks"]
+    module = RaceClassifier(workload.model_spec(variant), dict(config["optimizer"]),
+                            schedule_spec(config, budget), total_steps=budget, loss=workload.loss,
+                            label_smoothing=tricks.get("label_smoothing") or 0.0)
+    probe = RaceEval(dm.x_test, dm.y_test, workload.eval_every, budget, target)
+    steps_per_epoch = math.ceil(len(dm.x_train) / workload.batch_size)
+    epochs = math.ceil(budget / steps_per_epoch) + 1
+    trainer = make_trainer(epochs, [probe], max_steps=budget, limit_val_batches=0,
+                           gradient_clip_val=tricks.get("grad_clip") or None)
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=dm)
+    return {"history": probe.history, "steps_run": int(trainer.global_step), "diverged": probe.diverged,
+            "wall_seconds": time.perf_counter() - start, "eval_seconds": probe.eval_seconds}
