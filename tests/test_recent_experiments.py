@@ -144,3 +144,16 @@ def test_single_scorer_averages_the_tuning_seeds():
     one = [single_scorer(build, (x[:150], y[:150]), (x[150:], y[150:]), lambda lr: {"name": "adamw", "lr": lr},
                          steps=10, seeds=[s], batch_size=25, schedule=None)([("a", 1e-2)])[0] for s in (0, 1)]
     assert both[0] == pytest.approx(np.mean(one))
+
+
+def test_models_a_parameter_stack_would_get_wrong_are_refused():
+    x, y = _data()
+    arm = Arm("a", {"name": "adamw", "lr": 1e-2}, [0, 1], 10)
+    with_bn = lambda: torch.nn.Sequential(torch.nn.Linear(x.shape[1], 8), torch.nn.BatchNorm1d(8),
+                                          torch.nn.Linear(8, int(y.max()) + 1))
+    with pytest.raises(ValueError, match="BatchNorm running statistics"):
+        train_arms(with_bn, (x, y), [arm], batch_size=20)
+    with_dropout = lambda: torch.nn.Sequential(torch.nn.Linear(x.shape[1], 8), torch.nn.Dropout(0.5),
+                                               torch.nn.Linear(8, int(y.max()) + 1))
+    with pytest.raises(ValueError, match="dropout"):
+        train_arms(with_dropout, (x, y), [arm], batch_size=20)

@@ -133,7 +133,7 @@ def _key(spec: Mapping[str, Any]) -> str:
     return json.dumps({k: v for k, v in sorted(spec.items()) if k not in ("lr", "weight_decay")}, default=str)
 
 
-def _evaluate(fwd: Callable, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+def evaluate_members(fwd: Callable, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
               chunk: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """Mean cross-entropy and accuracy of every member on ``(x, y)``; NaN for a diverged member."""
     losses, accs = [], []
@@ -148,6 +148,35 @@ def _evaluate(fwd: Callable, params: dict[str, torch.Tensor], x: torch.Tensor, y
             accs.append((logits.argmax(-1) == y).float().mean(1))
     loss, acc = torch.cat(losses).cpu().numpy().astype(float), torch.cat(accs).cpu().numpy().astype(float)
     return loss, np.where(np.isfinite(loss), acc, np.nan)
+
+
+def member_loss(fwd: Callable, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                idx: torch.Tensor) -> torch.Tensor:
+    """Sum over members of each member's mean cross-entropy on its own batch ``x[idx[k]]``.
+
+    ``idx`` is (members, batch); summing the members' means gives every member the gradient
+    it would get trained alone (the members share no parameters).
+    """
+    logits = fwd(params, x[idx])
+    k, b = idx.shape
+    loss = F.cross_entropy(logits.reshape(k * b, -1), y[idx].reshape(-1), reduction="none")
+    return loss.view(k, b).mean(1).sum()
+
+
+def check_stackable(module: torch.nn.Module, fallback: str = "accel.training.train_seeds") -> None:
+    """Refuse what a stacked ``functional_call`` over parameters alone would get wrong."""
+    if any(True for _ in module.buffers()):
+        raise ValueError(f"models with buffers (BatchNorm running statistics) cannot be stacked here; "
+                         f"use {fallback}")
+    if any(isinstance(m, torch.nn.modules.dropout._DropoutNd) for m in module.modules()):
+        raise ValueError(f"models with dropout draw random masks, which vmap would share or refuse; "
+                         f"use {fallback}")
+
+
+def stacked_forward(module: torch.nn.Module) -> Callable:
+    """``fwd(params, x)``: ``module``'s forward over members stacked along dim 0 of params and x."""
+    base = copy.deepcopy(module).to("meta")
+    return vmap(lambda p, xb: functional_call(base, p, (xb,)))
 
 
 def train_members(build: Callable[[], torch.nn.Module], train: Split, members: Sequence[Mapping[str, Any]], *,
@@ -188,19 +217,13 @@ def train_members(build: Callable[[], torch.nn.Module], train: Split, members: S
     for m in members:
         seed_everything(int(m["seed"]))
         modules.append(build())
-    if any(True for _ in modules[0].buffers()):
-        raise ValueError("models with buffers (BatchNorm running statistics) cannot be stacked here; "
-                         "use accel.training.train_seeds")
-    if any(isinstance(m, torch.nn.modules.dropout._DropoutNd) for m in modules[0].modules()):
-        raise ValueError("models with dropout draw random masks, which vmap would share or refuse; "
-                         "use accel.training.train_seeds")
+    check_stackable(modules[0])
     order = [k for ks in groups.values() for k in ks]   # members in stacked order
     built = [_Group(dict(members[ks[0]]["spec"]), [modules[k] for k in ks],
                     [float(members[k]["spec"]["lr"]) for k in ks],
                     [float(members[k]["spec"].get("weight_decay", 0.0)) for k in ks], schedule, steps, device)
              for ks in groups.values()]
-    base = copy.deepcopy(modules[0]).to("meta")
-    fwd = vmap(lambda p, xb: functional_call(base, p, (xb,)))
+    fwd = stacked_forward(modules[0])
 
     def stacked() -> dict[str, torch.Tensor]:
         if len(built) == 1:
@@ -217,13 +240,10 @@ def train_members(build: Callable[[], torch.nn.Module], train: Split, members: S
         if j == 0:
             perm = torch.stack([torch.randperm(len(x), generator=g) for g in gens])
         idx = perm[:, j * batch_size:(j + 1) * batch_size].to(device)
-        params = stacked()
-        logits = fwd(params, x[idx])
-        k = logits.shape[0]
-        loss = F.cross_entropy(logits.reshape(k * batch_size, -1), y[idx].reshape(-1), reduction="none")
+        loss = member_loss(fwd, stacked(), x, y, idx)
         for g in built:
             g.optimizer.zero_grad(set_to_none=True)
-        loss.view(k, batch_size).mean(1).sum().backward()
+        loss.backward()
         for g in built:
             g.step()
         if t % eval_every == 0 or t == steps:
@@ -233,7 +253,7 @@ def train_members(build: Callable[[], torch.nn.Module], train: Split, members: S
 
 def _rows(fwd: Callable, params: dict[str, torch.Tensor], members: Sequence[Mapping[str, Any]],
           order: list[int], step: int, splits: Mapping[str, Split]) -> list[dict[str, Any]]:
-    metrics = {name: _evaluate(fwd, params, xs, ys) for name, (xs, ys) in splits.items()}
+    metrics = {name: evaluate_members(fwd, params, xs, ys) for name, (xs, ys) in splits.items()}
     rows = []
     for pos, k in enumerate(order):
         m = members[k]

@@ -28,15 +28,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, vmap
 
 from ..optim import make_optimizer
 from ..schedules import lr_factor
 from ..seeding import seed_everything
-
-Split = tuple[torch.Tensor, torch.Tensor]
+from .members import Split, check_stackable, evaluate_members, member_loss, stacked_forward
 
 
 @dataclass
@@ -104,16 +101,6 @@ def _check_arms(arms: Sequence[Arm]) -> None:
                 raise ValueError(f"arm {a.label!r} must continue its parent's optimizer spec")
 
 
-def _evaluate(fwd: Callable, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-    with torch.no_grad():
-        logits = fwd(params, x.expand(next(iter(params.values())).shape[0], *x.shape))
-        k = logits.shape[0]
-        loss = F.cross_entropy(logits.flatten(0, 1), y.repeat(k), reduction="none").view(k, -1).mean(1)
-        acc = (logits.argmax(-1) == y).float().mean(1)
-    return loss, torch.where(torch.isfinite(loss), acc, torch.full_like(acc, float("nan")))
-
-
 def train_arms(build: Callable[[], nn.Module], train: Split, arms: Sequence[Arm], *, batch_size: int,
                evals: Mapping[str, Split] | None = None, train_eval: int | None = 1000
                ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -131,9 +118,10 @@ def train_arms(build: Callable[[], nn.Module], train: Split, arms: Sequence[Arm]
         raise ValueError(f"batch_size must be an int in [1, {len(x)}], got {batch_size!r}")
     xe, ye = (x, y) if train_eval is None else (x[:train_eval], y[:train_eval])
     splits = {"train": (xe, ye), **(evals or {})}
-    base = copy.deepcopy(build()).to("meta")
-    names = [n for n, _ in base.named_parameters()]
-    fwd = vmap(lambda p, xb: functional_call(base, p, (xb,)))
+    template = build()
+    check_stackable(template, fallback="one run per seed (accel.experiments.single_run.train_one)")
+    names = [n for n, _ in template.named_parameters()]
+    fwd = stacked_forward(template)
     per_epoch = len(x) // batch_size
     running: list[_Running] = []
     for arm in arms:
@@ -155,12 +143,10 @@ def train_arms(build: Callable[[], nn.Module], train: Split, arms: Sequence[Arm]
                 r.perm = torch.stack([torch.randperm(len(x), generator=g) for g in r.gens])
         idx = torch.cat([r.perm[:, j * batch_size:(j + 1) * batch_size] for r in running])
         params = {n: torch.cat([r.stack.tensors[i] for r in running]) for i, n in enumerate(names)}
-        logits = fwd(params, x[idx])
-        k = logits.shape[0]
-        loss = F.cross_entropy(logits.reshape(k * batch_size, -1), y[idx].reshape(-1), reduction="none")
+        loss = member_loss(fwd, params, x, y, idx)
         for r in running:
             r.optimizer.zero_grad(set_to_none=True)
-        loss.view(k, batch_size).mean(1).sum().backward()
+        loss.backward()
         for r in running:
             r.set_lr()
             r.optimizer.step()
@@ -199,7 +185,7 @@ def _rows(fwd: Callable, names: list[str], r: _Running, splits: Mapping[str, Spl
     if r.schedule_free:
         r.optimizer.eval()
     params = {n: p.detach() for n, p in zip(names, r.stack.tensors)}
-    metrics = {name: _evaluate(fwd, params, xs, ys) for name, (xs, ys) in splits.items()}
+    metrics = {name: evaluate_members(fwd, params, xs, ys) for name, (xs, ys) in splits.items()}
     if r.schedule_free:
         r.optimizer.train()
     out = []
