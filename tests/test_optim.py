@@ -68,7 +68,7 @@ def test_bad_specs_raise_clear_errors():
 ROSENBROCK_LR = {"sgd": 1e-3, "momentum": 1e-3, "nesterov": 1e-3, "adagrad": 0.1, "rmsprop": 0.01,
                  "adadelta": 1.0, "adam": 0.1, "adamw": 0.1, "radam": 0.01, "nadam": 0.1, "lars": 1e-3,
                  "lamb": 0.01, "adahessian": 1.0, "shampoo": 0.1, "soap": 0.1, "muon": 0.1,
-                 "adamw_schedulefree": 0.1}
+                 "adamw_schedulefree": 0.1, "adam_mini": 0.1}
 
 
 def test_every_factory_optimizer_has_a_rosenbrock_lr():

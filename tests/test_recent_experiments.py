@@ -157,3 +157,20 @@ def test_models_a_parameter_stack_would_get_wrong_are_refused():
                                                torch.nn.Linear(8, int(y.max()) + 1))
     with pytest.raises(ValueError, match="dropout"):
         train_arms(with_dropout, (x, y), [arm], batch_size=20)
+
+
+def test_tuned_single_runs_tunes_then_trains_each_final_seed_at_the_best_rate():
+    from accel.experiments.recent import tuned_single_runs
+    x, y = _data()
+    spec = lambda lr: {"name": "adamw", "lr": lr, "weight_decay": 0.0}   # noqa: E731
+    trials, best, rows = tuned_single_runs(build, (x[:150], y[:150]), (x[150:], y[150:]), spec, 1e-2,
+                                           name="adamw", steps=12, tune_seeds=[0], final_seeds=[5, 6],
+                                           batch_size=30, schedule={"name": "cosine"},
+                                           evals={"test": (x[150:], y[150:])}, eval_every=6, max_rounds=1)
+    assert set(trials.optimizer) == {"adamw"} and len(trials) in (3, 4)
+    assert best.lr in set(trials.lr) and best.score == trials.score.max()
+    assert sorted(rows.seed.unique()) == [5, 6] and sorted(rows.step.unique()) == [6, 12]
+    assert (rows.lr == best.lr).all()
+    single, _ = train_one(build, (x[:150], y[:150]), spec(best.lr), steps=12, batch_size=30, seed=5,
+                          schedule={"name": "cosine"}, evals={"test": (x[150:], y[150:])}, train_eval=1000)
+    assert rows[(rows.seed == 5) & (rows.step == 12)].test_acc.iloc[0] == single.test_acc.iloc[-1]

@@ -1,4 +1,4 @@
-"""Protocols of the recent-methods chapter: schedules tuned per length, Schedule-Free, WSD, Muon.
+"""Protocols of the recent-methods chapter: schedules tuned per length, Schedule-Free, WSD, Muon, SOAP.
 
 * **Arms.** An arm is an optimizer with a schedule over a run length (:func:`make_arm`):
   AdamW with a cosine decay (Loshchilov & Hutter 2017), with warmup-stable-decay and a
@@ -14,9 +14,12 @@
   length L, a cooldown branched off it at L − C(L) (:mod:`accel.experiments.recent_stacked`):
   the results of separate WSD runs of every length for the cost of the longest one plus
   the shorter ones' cooldowns.
-* **Muon.** Muon's orthogonalized update is per matrix, so its runs are single runs
-  (:func:`accel.experiments.single_run.train_each`), with the same initial weights and data
-  order per seed as the stacked arms; :func:`seconds_per_step` measures its cost per step.
+* **Single-run optimizers.** Muon's orthogonalized update is per matrix, SOAP's and
+  Shampoo's preconditioners are per tensor, and Adam-mini shares one second moment per
+  tensor, so their runs are single runs (:func:`accel.experiments.single_run.train_each`),
+  with the same initial weights and data order per seed as the stacked arms;
+  :func:`tuned_single_runs` is their whole protocol (tune, then train the fresh seeds) and
+  :func:`seconds_per_step` measures the cost per step.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from torch import nn
 
 from .recent_stacked import Arm, Split, train_arms
 from .single_run import train_each, train_one
-from .tuning import edge_extension, ladder
+from .tuning import best_learning_rates, edge_extension, ladder
 
 KINDS = ("cosine", "wsd_linear", "wsd_sqrt", "constant", "schedule_free")
 
@@ -158,6 +161,23 @@ def single_scorer(build: Callable[[], nn.Module], train: Split, held_out: Split,
         means = h.groupby("member").tail(1).groupby("trial").held_out_acc.mean()
         return [float(means[i]) for i in range(len(trials))]
     return score
+
+
+def tuned_single_runs(build: Callable[[], nn.Module], train: Split, held_out: Split,
+                      spec: Callable[[float], dict[str, Any]], centre: float, *, name: str, steps: int,
+                      tune_seeds: Sequence[int], final_seeds: Sequence[int], batch_size: int,
+                      schedule: dict[str, Any] | None, evals: Mapping[str, Split], eval_every: int, n: int = 3,
+                      step: float = 0.5, max_rounds: int = 3) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
+    """The protocol of the single-run optimizers (Muon, SOAP, Adam-mini): ``spec(lr)`` tuned by
+    :func:`tune` with :func:`single_scorer` from ``centre``, then trained once per final seed at
+    the best rate, evaluated on ``evals`` every ``eval_every`` steps. Returns the tuning trials,
+    the best trial (``lr``, ``score``, ``interior``) and the finals' rows (one run per seed)."""
+    trials = tune(single_scorer(build, train, held_out, spec, steps=steps, seeds=tune_seeds, batch_size=batch_size,
+                                schedule=schedule), {name: centre}, n=n, step=step, max_rounds=max_rounds)
+    best = best_learning_rates(trials).iloc[0]
+    rows = train_each(build, train, [{"spec": spec(best.lr), "seed": s} for s in final_seeds], steps=steps,
+                      batch_size=batch_size, schedule=schedule, evals=evals, eval_every=eval_every, train_eval=1000)
+    return trials, best, rows
 
 
 def at_step(rows: pd.DataFrame, arm: str, step: int, metric: str) -> pd.Series:

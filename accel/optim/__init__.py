@@ -34,7 +34,7 @@ def valid_arguments(name: str) -> list[str]:
     """The keyword arguments optimizer ``name`` accepts (besides ``params``)."""
     info = check_optimizer(name)
     sig = inspect.signature(info.resolve())
-    named = [p for p in sig.parameters if p not in ("self", "params", "kwargs")]
+    named = [p for p in sig.parameters if p not in ("self", "params", "kwargs", "model")]
     return named + list(info.group_options)
 
 
@@ -90,6 +90,8 @@ def make_optimizer(model: nn.Module | Iterable[torch.Tensor], spec: dict[str, An
     if unknown:
         raise ValueError(f"optimizer {name!r} takes no argument {unknown}; valid: {', '.join(valid)}")
     check_hyperparameters(spec)
+    if info.takes_model:
+        return _from_model(name, info, model, spec, layer_lr, exclude)
     wd = float(spec.pop("weight_decay", 0.0))
     if not isinstance(model, nn.Module):
         model = list(model)
@@ -106,6 +108,21 @@ def make_optimizer(model: nn.Module | Iterable[torch.Tensor], spec: dict[str, An
     if no_adaptation:
         groups = _without_adaptation(model, groups, info.adaptation_off)
     return info.resolve()(groups, **{**info.presets, **spec})
+
+
+def _from_model(name: str, info: OptimizerInfo, model: Any, spec: dict[str, Any], layer_lr: Any,
+                exclude: bool) -> torch.optim.Optimizer:
+    """Build a class that groups a model's parameters itself (``takes_model``: Adam-mini). A list
+    of tensors is wrapped in a module whose parameter names (``params.0``, ...) match none of
+    the class's special blocks, so each tensor is one block."""
+    if not isinstance(model, nn.Module):
+        tensors = list(model)
+        model = nn.Module()
+        model.params = nn.ParameterList([t if isinstance(t, nn.Parameter) else nn.Parameter(t) for t in tensors])
+    if layer_lr is not None or not exclude:
+        raise ValueError(f"optimizer {name!r} builds its own parameter groups: layer_lr and "
+                         f"exclude_from_decay do not apply")
+    return info.resolve()(model, **{**info.presets, **spec})
 
 
 def _without_adaptation(model: Any, groups: list[dict[str, Any]], option: str) -> list[dict[str, Any]]:

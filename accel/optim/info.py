@@ -18,7 +18,10 @@ the tuning grids and the seed ensembles all read this table):
   parameters, as You et al. 2020 do for BERT;
 * ``elementwise``: the update of each scalar depends only on that scalar's own history,
   so K stacked copies of a model can share one optimizer (layer-wise or matrix-wise
-  rules, LARS, LAMB, Shampoo, SOAP, Muon, and AdaHessian's graph, cannot).
+  rules, LARS, LAMB, Shampoo, SOAP, Muon, and AdaHessian's graph, cannot);
+* ``takes_model``: the class is built from the model itself, not from parameter groups
+  (Adam-mini partitions the parameters by their names), so the factory's groups do not
+  apply: the class decides which tensors are decayed.
 """
 from __future__ import annotations
 
@@ -53,6 +56,7 @@ class OptimizerInfo:
     elementwise: bool = True
     source: str = ""
     adaptation_off: str | None = None
+    takes_model: bool = False
 
     def resolve(self) -> type:
         return self.cls if isinstance(self.cls, type) else self.cls()
@@ -81,6 +85,11 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
     "shampoo": OptimizerInfo(_pytorch_optimizer("Shampoo"), elementwise=False, source="Gupta et al. 2018"),
     "soap": OptimizerInfo(_pytorch_optimizer("SOAP"), elementwise=False, source="Vyas et al. 2024"),
     "muon": OptimizerInfo(_pytorch_optimizer("Muon"), elementwise=False, source="Jordan et al. 2024"),
+    # Adam-mini (Zhang et al. 2025): one second moment per block (per head for attention's query and
+    # key, per tensor for the rest in this implementation), so the state is about half of AdamW's.
+    # Its weight decay defaults to 0.1 in the class; the table uses AdamW's 0.01 for comparisons.
+    "adam_mini": OptimizerInfo(_pytorch_optimizer("AdamMini"), {"weight_decay": 0.01}, lr_centre=1e-3,
+                               elementwise=False, source="Zhang et al. 2025", takes_model=True),
     # Schedule-Free AdamW (Defazio et al. 2024): its step is not lr × a direction independent of lr
     # (the averaging weights depend on lr), so it is not marked elementwise for lr-scaled stacking;
     # it needs optimizer.train()/.eval() around evaluation (accel.callbacks.ScheduleFreeMode).
