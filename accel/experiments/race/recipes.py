@@ -4,7 +4,7 @@
 name: adamw_cosine
 optimizer: {name: adamw, lr: 1.0e-3, weight_decay: 1.0e-4}   # accel.optim.make_optimizer spec
 schedule: {name: cosine}                                      # accel.schedules spec (lengths in steps)
-tricks: {warmup_fraction: 0.05, label_smoothing: 0.0, grad_clip: null}
+tricks: {warmup_fraction: 0.05, label_smoothing: 0.0, grad_clip: null, ema_decay: null}
 search_space:                                                  # quasi-random (Sobol) per study
   optimizer.lr: {low: 1.0e-4, high: 1.0e-2, log: true}
   tricks.warmup_fraction: {values: [0.0, 0.05, 0.1]}
@@ -13,7 +13,8 @@ search_space:                                                  # quasi-random (S
 Every field is checked when the file is loaded, and every trial's full configuration when
 the race is planned, so a bad recipe is refused (with the valid choices named) before any
 training. The schedule runs over the whole step budget; ``warmup_fraction`` of it is a
-linear warm-up (``warmup_steps`` of :mod:`accel.schedules`). Trials are the points of a
+linear warm-up (``warmup_steps`` of :mod:`accel.schedules`); ``ema_decay`` (null: off, else in
+(0, 1)) evaluates an exponential moving average of the weights (:mod:`accel.experiments.race.trial`). Trials are the points of a
 scrambled Sobol sequence (:class:`scipy.stats.qmc.Sobol`) seeded per study, mapped onto the
 search space (``log`` dimensions uniformly in the logarithm, ``values`` by index).
 """
@@ -28,7 +29,7 @@ from typing import Any
 import yaml
 
 TOP_KEYS = ("name", "optimizer", "schedule", "tricks", "search_space", "description")
-TRICKS = {"warmup_fraction": 0.0, "label_smoothing": 0.0, "grad_clip": None}
+TRICKS = {"warmup_fraction": 0.0, "label_smoothing": 0.0, "grad_clip": None, "ema_decay": None}
 SECTIONS = ("optimizer", "schedule", "tricks")
 
 
@@ -223,14 +224,18 @@ def check_config(config: dict[str, Any], where: str, total_steps: int = 1000) ->
     tricks = config["tricks"]
     checks = {"warmup_fraction": lambda v: isinstance(v, (int, float)) and 0 <= v < 1,
               "label_smoothing": lambda v: isinstance(v, (int, float)) and 0 <= v < 1,
-              "grad_clip": lambda v: v is None or (isinstance(v, (int, float)) and v > 0)}
+              "grad_clip": lambda v: v is None or (isinstance(v, (int, float)) and v > 0),
+              "ema_decay": lambda v: v is None or (isinstance(v, (int, float)) and 0 < v < 1)}
+    whats = {"grad_clip": "null or a number > 0", "ema_decay": "null or a number in (0, 1)"}
     for key, ok in checks.items():
         value = tricks.get(key)
         if isinstance(value, bool) or not ok(value):
-            what = "null or a number > 0" if key == "grad_clip" else "a number in [0, 1)"
-            raise RecipeError(f"{where}: tricks.{key} must be {what}, got {value!r}")
+            raise RecipeError(f"{where}: tricks.{key} must be {whats.get(key, 'a number in [0, 1)')}, got {value!r}")
     opt = dict(config["optimizer"])
     name = opt.pop("name")
+    if tricks.get("ema_decay") and name == "adamw_schedulefree":
+        raise RecipeError(f"{where}: tricks.ema_decay with {name}: Schedule-Free already evaluates an average "
+                          "of its iterates; an EMA of its training point y is not that average (set ema_decay: null)")
     try:
         check_optimizer(name)
         valid = valid_arguments(name)

@@ -7,6 +7,10 @@ written atomically (:mod:`accel.atomic`); a rerun finds it and skips the trial. 
 raises leaves ``failed.json`` (error and traceback) and counts as a miss; the others go on.
 With ``workers > 1`` trials run in spawned worker processes sharing the cores; a worker
 that dies takes only its own trial with it (reported ``interrupted``, retried on a rerun).
+Every trial uses :data:`TRIAL_THREADS` (one) torch thread, in this process or in a worker:
+the workloads' models are small enough that more threads only add synchronization, a
+machine shared with other jobs makes multi-threaded steps many times slower, and the same
+thread count everywhere keeps ``--workers 1`` and ``--workers 2`` bit-identical.
 
 This mirrors :mod:`accel.repro.sweep` (which runs notebooks, not functions); the layers'
 import rule (tests/test_architecture.py) keeps the experiments layer from importing it.
@@ -29,6 +33,7 @@ from .workloads import get_workload
 
 DONE, FAILED, INTERRUPTED = "done", "failed", "interrupted"
 RECORD, FAILURE = "trial.json", "failed.json"
+TRIAL_THREADS = 1
 FORMAT = 1  # bump when a trial's meaning changes, so old caches are not reused
 
 
@@ -61,7 +66,7 @@ def cached(task: TrialTask) -> dict[str, Any] | None:
     return record if record.get("id") == task.id and record.get("status") == DONE else None
 
 
-def run_task(task: TrialTask, threads: int | None = None) -> dict[str, Any]:
+def run_task(task: TrialTask, threads: int = TRIAL_THREADS) -> dict[str, Any]:
     """Run one trial in this process, write its record (or its failure) and return it; never raises."""
     from .trial import run_trial
 
@@ -118,8 +123,7 @@ def execute(tasks: Sequence[TrialTask], *, workers: int = 1, force: bool = False
 
 def _run_pool(tasks: Sequence[TrialTask], todo: list[int], workers: int,
               finished: Callable[[int, dict[str, Any]], None]) -> None:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(1, cores // workers)
+    threads = TRIAL_THREADS
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context, initializer=_init,
                                initargs=(threads,))
