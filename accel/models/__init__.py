@@ -7,6 +7,7 @@ from .mlp import MLP
 from .norm import NORMS, make_norm
 from .sequence import SequenceClassifier
 from .transformer import TransformerClassifier
+from .whitening import Whitening1d  # noqa: F401  (the speed-run chapter's frozen first layer)
 
 __all__ = ["MODELS", "build_model", "CNN1d", "CNN2d", "GhostBatchNorm", "INITS", "init_weights", "MLP",
            "NORMS", "make_norm", "SequenceClassifier", "TransformerClassifier"]
