@@ -40,6 +40,7 @@ benchmarks: $(STAMP)
 	else echo "taskset not found: skipping the one-core throughput run"; fi
 	$(PY) benchmarks/ensemble.py
 	$(PY) benchmarks/sweep.py
+	$(PY) benchmarks/race.py
 
 clean:
 	rm -rf _build runs results

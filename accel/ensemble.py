@@ -5,6 +5,8 @@ mostly fixed per-step cost (Python, Lightning's hooks, kernel launches), not ari
 Stacking the K members' parameters along a new first dimension
 (:func:`torch.func.stack_module_state`) and running one member's forward under
 :func:`torch.vmap` (:func:`torch.func.functional_call`) pays that cost once for all K.
+A plain MLP (``nn.Linear`` and elementwise activations in an ``nn.Sequential``) skips
+vmap's own per-call cost and runs the same batched matrix products directly, bit for bit.
 
 Member ``k`` is exactly a separate run with seed ``k``, up to float rounding: its initial
 weights come from ``build()`` after seeding with ``k``, its batches from the loader a
@@ -38,10 +40,16 @@ COUPLED = {
     "shampoo": "Shampoo preconditions each tensor with matrix roots of its row and column statistics "
                "(Gupta et al. 2018)",
     "soap": "SOAP runs Adam in the eigenbasis of each tensor's Shampoo statistics (Vyas et al. 2024)",
+    "adam_mini": "Adam-mini keeps one second moment per block of parameters, the mean of the squared "
+                 "gradients over the block (Zhang et al. 2025)",
     "muon": "Muon orthogonalizes each weight matrix's update as a whole (Jordan et al. 2024)",
     "adahessian": "AdaHessian needs second derivatives (create_graph) and averages its Hessian "
                   "estimate over each kernel (Yao et al. 2021)",
 }
+
+# Layers that act on each scalar alone: applied to a (K, B, h) tensor they do what vmap
+# would do member by member, bit for bit (no state, no randomness).
+_ELEMENTWISE = (nn.Identity, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.ELU, nn.SiLU)
 
 
 def check_elementwise(name: str | None) -> None:
@@ -100,6 +108,7 @@ class StackedEnsemble(nn.Module):
         # One member's module, without storage, that functional_call runs with a member's
         # tensors. Not a submodule: its (meta) parameters are not the ensemble's.
         object.__setattr__(self, "_base", copy.deepcopy(nets[0]).to("meta"))
+        self._direct = _direct_plan(nets[0])
 
     def _tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         params = {n: self.stacked_params[_key(n)] for n in self._param_names}
@@ -119,6 +128,8 @@ class StackedEnsemble(nn.Module):
         if stacked and x.shape[0] != self.num_members:
             raise ValueError(f"a stacked batch needs its first dimension to be the {self.num_members} "
                              f"members, got shape {tuple(x.shape)}")
+        if self._direct is not None:
+            return self._direct_forward(params, x, stacked)
         run = torch.vmap(self._member_forward, in_dims=(0, 0, 0 if stacked else None), randomness="different")
         try:
             return run(params, buffers, x)
@@ -127,6 +138,22 @@ class StackedEnsemble(nn.Module):
                 raise
             raise ValueError(f"this model cannot be trained as a stacked seed ensemble: {e}. "
                              f"Train the seeds one at a time (ensemble=False)") from e
+
+    def _direct_forward(self, params: dict[str, torch.Tensor], x: torch.Tensor, stacked: bool) -> torch.Tensor:
+        """An MLP's stacked forward as batched matrix products: the same operations vmap
+        runs for ``nn.Linear`` (a batched matmul, then the bias added), bit for bit, without
+        vmap's and functional_call's Python cost per call (about a fifth of a small MLP's step)."""
+        h = x
+        for kind, name in self._direct:
+            if kind == "flatten":
+                h = h.flatten(2) if stacked else h.flatten(1)
+            elif kind == "linear":
+                h = torch.matmul(h, params[f"{name}.weight"].transpose(-1, -2))
+                if f"{name}.bias" in params:
+                    h = h + params[f"{name}.bias"].unsqueeze(-2)
+            else:
+                h = self._base.get_submodule(name)(h)
+        return h
 
     def member_tensors(self, k: int) -> dict[str, torch.Tensor]:
         """Member ``k``'s parameters and buffers by their names in one network."""
@@ -148,6 +175,25 @@ class StackedEnsemble(nn.Module):
         device = next(iter(self.stacked_params.values())).device
         net = copy.deepcopy(self._base).to_empty(device=device)
         return self.copy_member_into(k, net).train(self.training)
+
+
+def _direct_plan(net: nn.Module) -> list[tuple[str, str]] | None:
+    """The layers of an ``nn.Sequential`` MLP (optional leading ``nn.Flatten``, then
+    ``nn.Linear`` and elementwise activations only), or None for anything else (vmap then)."""
+    if not isinstance(net, nn.Sequential) or type(net).forward is not nn.Sequential.forward:
+        return None
+    plan: list[tuple[str, str]] = []
+    for i, (name, layer) in enumerate(net.named_children()):
+        if type(layer) is nn.Flatten and i == 0 and layer.start_dim == 1 and layer.end_dim == -1:
+            plan.append(("flatten", name))
+            continue
+        if type(layer) is nn.Linear:
+            plan.append(("linear", name))
+        elif type(layer) in _ELEMENTWISE:
+            plan.append(("elementwise", name))
+        else:
+            return None
+    return plan if any(kind == "linear" for kind, _ in plan) else None
 
 
 def _check_same_architecture(nets: Sequence[nn.Module]) -> None:

@@ -75,7 +75,7 @@ def test_train_seeds_returns_the_same_tidy_frame_with_labels():
     assert list(ens["seed"]) == [0, 0, 1, 1] and set(ens["init"]) == {"default"}
 
 
-@pytest.mark.parametrize("name", ["lars", "lamb", "shampoo", "soap", "muon", "adahessian"])
+@pytest.mark.parametrize("name", ["lars", "lamb", "shampoo", "soap", "muon", "adam_mini", "adahessian"])
 def test_coupling_optimizers_are_refused_saying_why(name):
     with pytest.raises(ValueError, match="cannot train a stacked seed ensemble"):
         check_elementwise(name)
@@ -137,3 +137,38 @@ def test_members_are_separate_networks_and_stacked_batches_are_the_members_batch
         assert torch.equal(stacked[i][1], torch.stack([member_3[1], member_4[1]]))
     with pytest.raises(ValueError, match="differ in length"):
         StackedBatches([TensorBatchLoader(x, y, 4), TensorBatchLoader(x, y, 5)])
+
+
+def _vmap_forward(ens: StackedEnsemble, x: torch.Tensor, stacked: bool) -> torch.Tensor:
+    params, buffers = ens._tensors()
+    return torch.vmap(ens._member_forward, in_dims=(0, 0, 0 if stacked else None),
+                      randomness="different")(params, buffers, x)
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu", "tanh", "leaky_relu"])
+def test_an_mlps_batched_matmul_path_is_vmap_bit_for_bit_forward_and_backward(activation):
+    torch.manual_seed(0)
+    nets = [build_model({"name": "mlp", "in_features": 12, "hidden": [16, 8], "out_features": 3,
+                         "activation": activation}) for _ in range(4)]
+    ens = StackedEnsemble(nets)
+    assert ens._direct is not None
+    for stacked, x in ((True, torch.randn(4, 5, 3, 4)), (False, torch.randn(7, 12))):
+        outs, grads = [], []
+        for forward in (ens, lambda x, stacked: _vmap_forward(ens, x, stacked)):
+            ens.zero_grad(set_to_none=True)
+            out = forward(x, stacked=stacked)
+            out.square().sum().backward()
+            outs.append(out.detach())
+            grads.append([p.grad.clone() for p in ens.parameters()])
+        assert outs[0].shape == (4, x.shape[1] if stacked else 7, 3)
+        assert torch.equal(outs[0], outs[1])
+        assert all(torch.equal(a, b) for a, b in zip(*grads))
+
+
+@pytest.mark.parametrize("spec", [
+    {"name": "mlp", "in_features": 12, "hidden": [16], "out_features": 3, "norm": "bn"},
+    {"name": "mlp", "in_features": 12, "hidden": [16], "out_features": 3, "dropout": 0.5},
+    {"name": "cnn1d", "in_channels": 1, "channels": [4], "num_classes": 3},
+])
+def test_models_with_state_randomness_or_other_layers_keep_the_vmap_path(spec):
+    assert StackedEnsemble([build_model(spec) for _ in range(2)])._direct is None

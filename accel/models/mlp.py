@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import torch
 from torch import nn
 
 from .activation import make_activation
@@ -45,6 +44,3 @@ class MLP(nn.Sequential):
 
     def hidden_layers(self) -> list[nn.Linear]:
         return [m for m in self if isinstance(m, nn.Linear)][:-1]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102 - nn.Sequential's
-        return super().forward(x)
