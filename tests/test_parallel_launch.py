@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from accel.experiments.parallel.launch import free_port, launch
+from accel.experiments.parallel.launch import _first_failure, free_port, launch
 
 
 def _children() -> set[int]:
@@ -57,8 +57,8 @@ def test_launch_collects_every_rank_in_order_and_leaves_no_process():
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 def test_a_failing_rank_is_named_with_its_log_and_the_others_are_stopped():
     before = _children()
-    with pytest.raises(RuntimeError, match="rank 1 of 2 failed") as err:
-        launch(fail_on_rank_1, 2, timeout=120)
+    with pytest.raises(RuntimeError, match="rank 1 of 2 failed first") as err:
+        launch(fail_on_rank_1, 2, timeout=120)  # rank 0 fails too, in its barrier: a consequence
     assert "rank 1 refuses" in str(err.value) and "about to fail" in str(err.value)  # the rank's log
     assert _children() <= before
 
@@ -81,3 +81,12 @@ def test_bad_arguments_are_refused_before_any_process_starts():
     with pytest.raises(ValueError, match="threads"):
         launch(sum_of_ranks, 2, threads=0)
     assert 0 < free_port() < 65536
+
+
+def test_the_first_failure_is_the_earliest_time_stamp_whatever_the_order_of_the_files(tmp_path):
+    (tmp_path / "rank0.failed").write_text("2000\nTraceback: connection closed by peer")
+    (tmp_path / "rank1.failed").write_text("1000\nTraceback: ValueError: rank 1 refuses")
+    (tmp_path / "rank2.failed").write_text("3000\nTraceback: connection closed by peer")
+    rank, trace, later = _first_failure(tmp_path, [], fallback=0)
+    assert (rank, later) == (1, [0, 2]) and "rank 1 refuses" in trace
+    assert _first_failure(tmp_path / "none", [], fallback=0) == (0, "", [])  # no stamps: what the OS said

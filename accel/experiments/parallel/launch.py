@@ -34,6 +34,7 @@ import signal
 import socket
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -81,6 +82,11 @@ def _entry(rank: int, fn: Callable[..., Any], world_size: int, port: int, folder
         out = fn(rank, world_size, *args)
         with open(Path(folder) / f"rank{rank}.pkl", "wb") as f:
             pickle.dump(out, f)
+    except BaseException:
+        # When one rank fails, its peers fail moments later in their collectives ("connection
+        # closed by peer"); the time stamp lets the parent name the rank that failed first.
+        (Path(folder) / f"rank{rank}.failed").write_text(f"{time.time_ns()}\n{traceback.format_exc()}")
+        raise
     finally:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
@@ -91,6 +97,25 @@ def _tail(path: Path, chars: int = 3000) -> str:
         return path.read_text(errors="replace")[-chars:]
     except OSError:
         return ""
+
+
+def _first_failure(folder: Path, processes: Sequence[Any], fallback: int | None) -> tuple[int | None, str, list[int]]:
+    """The rank that failed first, its traceback, and the ranks that failed after it.
+
+    The other ranks get a few seconds to fail or finish, so that the first failure is
+    told apart from its consequences whichever process the OS reports first.
+    """
+    deadline = time.monotonic() + 5.0
+    while any(p.is_alive() for p in processes) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    failed = []
+    for path in folder.glob("rank*.failed"):
+        stamp, _, trace = path.read_text(errors="replace").partition("\n")
+        failed.append((int(stamp), int(path.stem[4:]), trace))
+    if not failed:
+        return fallback, "", []
+    failed.sort()
+    return failed[0][1], failed[0][2], [rank for _, rank, _ in failed[1:]]
 
 
 def _reap(processes: Sequence[Any]) -> None:
@@ -133,10 +158,14 @@ def launch(fn: Callable[..., Any], world_size: int, args: Sequence[Any] = (), *,
             try:
                 if context.join(timeout=0.2):
                     break
-            except Exception as err:  # a rank raised or died: name it, with its log
-                rank = getattr(err, "error_index", None)
+            except Exception as err:  # a rank raised or died: name the first, with its log
+                rank, trace, later = getattr(err, "error_index", None), "", []
+                if not isinstance(err, mp.ProcessExitedException):  # a signal leaves no time stamp
+                    rank, trace, later = _first_failure(folder, context.processes, rank)
                 log = _tail(folder / f"rank{rank}.log") if rank is not None else ""
-                raise RuntimeError(f"rank {rank} of {world_size} failed: {err}\n{log}") from None
+                after = f" (then rank{'s' * (len(later) > 1)} {', '.join(map(str, later))})" if later else ""
+                raise RuntimeError(f"rank {rank} of {world_size} failed first{after}: "
+                                   f"{trace or err}\n{log}") from None
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{world_size} processes did not finish within {timeout:g} s")
         results = []
