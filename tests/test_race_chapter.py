@@ -86,3 +86,17 @@ def test_the_trial_cache_key_follows_the_training_code_only(tmp_path):
         after = training_code_hash(tmp_path)
         assert after != before, rel
         before = after
+    pins = tmp_path / "constraints.txt"
+    pins.write_text("torch==2.13.0+cpu\n")
+    pinned = training_code_hash(tmp_path, pins)
+    assert pinned != before and training_code_hash(tmp_path, pins) == pinned
+    pins.write_text("torch==2.14.0+cpu\n")
+    assert training_code_hash(tmp_path, pins) != pinned  # a new pin of torch: the trials run again
+
+
+def test_every_packaged_recipe_is_a_book_recipe_and_loads():
+    from accel.experiments.race.chapter import BOOK_RECIPES, RECIPES_DIR
+    packaged = sorted(p.stem for p in RECIPES_DIR.glob("*.yml"))
+    assert sorted(BOOK_RECIPES) == packaged
+    loaded = book_recipes(BOOK_RECIPES)
+    assert all(r.name == n and r.search_space for n, r in loaded.items())  # each file names itself

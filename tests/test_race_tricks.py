@@ -13,7 +13,8 @@ from accel.experiments.race.workloads import get_workload
 RECIPES = Path(trial.__file__).with_name("recipes")
 BOOK = {"adamw_cosine": "adamw", "nadamw_cosine": "nadam", "adam_cosine": "adam", "nesterov_cosine": "nesterov",
         "heavy_ball_cosine": "momentum", "schedule_free_adamw": "adamw_schedulefree", "adamw_wsd": "adamw",
-        "muon_adamw": "muon"}
+        "muon_adamw": "muon", "rmsprop_cosine": "rmsprop", "adagrad_cosine": "adagrad", "radam_cosine": "radam",
+        "adamw_ema": "adamw", "soap_cosine": "soap", "adam_mini_cosine": "adam_mini", "shampoo_cosine": "shampoo"}
 SEARCHED = recipe_from_dict({"name": "searched", "optimizer": {"name": "sgd", "lr": 0.1},
                              "search_space": {"optimizer.lr": {"low": 0.05, "high": 0.5, "log": True}}})
 
@@ -31,6 +32,36 @@ def test_the_book_recipes_load_with_their_optimizer_and_a_search_space():
         assert len({str(c) for c in r.trials(5, study=0)}) == 5, name  # five distinct points
     assert found["schedule_free_adamw"].schedule["name"] == "constant"  # no schedule: Schedule-Free's point
     assert found["adamw_wsd"].schedule["name"] == "wsd"
+    assert found["adamw_ema"].tricks["ema_decay"] and found["adamw_ema"].schedule["name"] == "constant"
+
+
+def test_a_matrix_root_of_non_finite_values_is_a_divergence_not_a_failure(monkeypatch):
+    def broken_root(*args, **kwargs):
+        raise torch.linalg.LinAlgError("linalg.svd: The algorithm failed to converge because the input matrix "
+                                       "contained non-finite values.")
+
+    calls = []
+    real_step = torch.optim.SGD.step
+
+    def step(self, closure=None):
+        calls.append(1)
+        if len(calls) == 7:
+            closure()
+            broken_root()
+        return real_step(self, closure)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", step)
+    out = trial.run_trial(get_workload("toy_blobs"), "base", _config({"name": "sgd", "lr": 0.1}),
+                          seed=0, budget=20, target=None)
+    assert out["diverged"] and math.isnan(out["history"][-1]["error"]) and out["steps_run"] == 6
+
+    def other(self, closure=None):
+        raise torch.linalg.LinAlgError("linalg.cholesky: The factorization could not be completed")
+
+    monkeypatch.setattr(torch.optim.SGD, "step", other)
+    with pytest.raises(torch.linalg.LinAlgError, match="cholesky"):  # any other linear-algebra error is a bug
+        trial.run_trial(get_workload("toy_blobs"), "base", _config({"name": "sgd", "lr": 0.1}),
+                        seed=0, budget=20, target=None)
 
 
 @pytest.mark.parametrize("value, ok", [(None, True), (0.9, True), (0.0, False), (1.0, False), (True, False)])

@@ -24,13 +24,10 @@ its own.
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import datetime
 import os
 import pickle
 import shutil
-import signal
 import socket
 import tempfile
 import time
@@ -42,7 +39,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-PR_SET_PDEATHSIG = 1
+from ...lifetime import die_with_parent
+
 HOST = "127.0.0.1"
 
 
@@ -53,19 +51,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent(parent: int) -> None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # not Linux: the process group's timeout still bounds every collective
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-
 def _entry(rank: int, fn: Callable[..., Any], world_size: int, port: int, folder: str,
            args: tuple, init: bool, threads: int, timeout: float, parent: int) -> None:
-    _die_with_parent(parent)
+    die_with_parent(parent)  # elsewhere than Linux the process group's timeout bounds every collective
     log = os.open(Path(folder) / f"rank{rank}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.dup2(log, 1)
     os.dup2(log, 2)

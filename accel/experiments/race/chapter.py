@@ -10,7 +10,7 @@
   budget (a lower bound), the samples the chapter's t-tests compare;
 - :func:`profile_frame` is the tidy table of performance profiles for a figure;
 - :func:`kendall_tau` compares two rankings;
-- :func:`training_code_hash` names the trial cache after the code a trial runs.
+- :func:`training_code_hash` names the trial cache after the code a trial runs and the pins.
 """
 from __future__ import annotations
 
@@ -23,12 +23,13 @@ import numpy as np
 import pandas as pd
 
 from . import scoring
-from .race import RaceResult, race, workload_times
+from .race import RaceResult, race_many, workload_times
 from .recipes import Recipe, load_recipe
 
 RECIPES_DIR = Path(__file__).with_name("recipes")
 BOOK_RECIPES = ("nadamw_cosine", "adamw_cosine", "adam_cosine", "nesterov_cosine", "heavy_ball_cosine",
-                "adamw_wsd", "schedule_free_adamw", "muon_adamw")
+                "rmsprop_cosine", "adagrad_cosine", "radam_cosine", "adamw_wsd", "adamw_ema",
+                "schedule_free_adamw", "muon_adamw", "soap_cosine", "adam_mini_cosine", "shampoo_cosine")
 # The test workload's targets (tests and the smoke profile only): every recipe can reach them.
 TOY_TARGETS = {"toy_blobs": {v: {"target_error": 0.02, "budget_steps": 54} for v in ("base", "heldout")}}
 
@@ -45,9 +46,12 @@ def book_recipes(names: Sequence[str] = BOOK_RECIPES) -> dict[str, Recipe]:
 def race_all(recipes: Mapping[str, Recipe], workloads: Sequence[str], targets: Mapping[str, Any], out: str | Path,
              *, trials: int, studies: int, seed: int = 0, workers: int = 1,
              progress: Callable[[int, int], None] | None = None) -> dict[str, RaceResult]:
-    """Race every recipe (trials cached under ``out``; a rerun resumes)."""
-    return {name: race(r, workloads, targets, out, trials=trials, studies=studies, seed=seed, workers=workers,
-                       progress=progress) for name, r in recipes.items()}
+    """Race every recipe, their trials in one pool (cached under ``out``; a rerun resumes)."""
+    for name, r in recipes.items():
+        if r.name != name:
+            raise ValueError(f"recipe {r.name!r} is filed under another name, {name!r}")
+    return race_many(list(recipes.values()), workloads, targets, out, trials=trials, studies=studies, seed=seed,
+                     workers=workers, progress=progress)
 
 
 def with_trials(result: RaceResult, k: int, study: int | None = None) -> RaceResult:
@@ -140,12 +144,15 @@ TRAINING_CODE = ("*.py", "data/**/*.py", "models/**/*.py", "optim/**/*.py", "cal
                  "experiments/race/**/*.py")  # targets and workload definitions are part of every trial id
 
 
-def training_code_hash(package_dir: str | Path = PACKAGE_DIR) -> str:
-    """A hash of the sources a trial runs (the training library and the race package, not the book machinery).
+PINS = PACKAGE_DIR.parent / "constraints.txt"
+
+
+def training_code_hash(package_dir: str | Path = PACKAGE_DIR, pins: str | Path | None = PINS) -> str:
+    """A hash of what a trial runs: the training library, the race package and the pinned versions.
 
     The trial cache of the chapter is keyed on it, so an edit elsewhere in ``accel`` (another
     chapter's helpers, the repro layer) does not throw finished trials away, while an edit to
-    anything a trial executes does.
+    anything a trial executes, or a new pin of torch or Lightning (``constraints.txt``), does.
     """
     root = Path(package_dir)
     files = sorted({f for pattern in TRAINING_CODE for f in root.glob(pattern)
@@ -154,4 +161,6 @@ def training_code_hash(package_dir: str | Path = PACKAGE_DIR) -> str:
     for f in files:
         digest.update(str(f.relative_to(root)).encode())
         digest.update(f.read_bytes())
+    if pins is not None and Path(pins).is_file():
+        digest.update(b"pins\0" + Path(pins).read_bytes())
     return digest.hexdigest()[:12]

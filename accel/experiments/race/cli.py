@@ -94,16 +94,14 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"no workload has a target yet ({args.targets}); set one with "
                          "`accel race --set-target NAME` (see `accel race --list`)")
     chosen = {w: target_of(targets, w) for w in workloads}
-    from .race import compare, plan, race
-    for recipe in recipes:  # every trial's configuration checked before any training
-        plan(recipe, workloads, chosen, args.out, trials=args.trials, studies=args.studies, seed=args.seed)
-    results = []
-    for recipe in recipes:
-        res = race(recipe, workloads, chosen, args.out, trials=args.trials, studies=args.studies, seed=args.seed,
-                   workers=args.workers, force=args.force,
-                   progress=lambda i, n: print(f"\r  {i}/{n} trials", end="", file=sys.stderr, flush=True))
-        print(file=sys.stderr)
-        results.append(res)
+    from .race import compare, race_many
+    # Every trial's configuration is checked before any training; all recipes share one pool.
+    raced = race_many(recipes, workloads, chosen, args.out, trials=args.trials, studies=args.studies,
+                      seed=args.seed, workers=args.workers, force=args.force,
+                      progress=lambda i, n: print(f"\r  {i}/{n} trials", end="", file=sys.stderr, flush=True))
+    print(file=sys.stderr)
+    results = list(raced.values())
+    for recipe, res in zip(recipes, results):
         print(f"recipe {recipe.name}: {len(res.trials)} trials ({res.skipped} cached), {len(res.failed)} failed")
         for w in workloads:
             print(f"  {w:14s} steps to target {_fmt(res.steps[w])}, seconds {_fmt(res.seconds[w])}")

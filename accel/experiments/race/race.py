@@ -3,7 +3,7 @@
 :func:`plan` turns a recipe, workloads and their targets into trial tasks (``studies`` x
 ``trials`` per workload and variant) and checks every trial's configuration before
 anything trains. :func:`race` runs them (:mod:`accel.experiments.race.runner`: cached,
-resumable) and scores each workload (:mod:`accel.experiments.race.scoring`): time to
+resumable; :func:`race_many` runs several recipes' trials in one pool) and scores each workload (:mod:`accel.experiments.race.scoring`): time to
 target in steps and in seconds, median over studies of the fastest trial, inf when the
 held-out variant misses. :func:`compare` scores several recipes against each other:
 ratios to the best, performance profiles and the AlgoPerf-style score.
@@ -106,9 +106,40 @@ def workload_times(rows: pd.DataFrame, column: str) -> dict[str, float]:
 def race(recipe: Recipe, workloads: Sequence[str], targets: Mapping[str, Mapping[str, Mapping[str, Any]]],
          out: str | Path, *, trials: int = 5, studies: int = 3, seed: int = 0, workers: int = 1,
          force: bool = False, progress: Callable[[int, int], None] | None = None) -> RaceResult:
+    """Race one recipe (see :func:`race_many`)."""
+    return race_many([recipe], workloads, targets, out, trials=trials, studies=studies, seed=seed,
+                     workers=workers, force=force, progress=progress)[recipe.name]
+
+
+def race_many(recipes: Sequence[Recipe], workloads: Sequence[str],
+              targets: Mapping[str, Mapping[str, Mapping[str, Any]]], out: str | Path, *, trials: int = 5,
+              studies: int = 3, seed: int = 0, workers: int = 1, force: bool = False,
+              progress: Callable[[int, int], None] | None = None) -> dict[str, RaceResult]:
+    """Race every recipe, all their trials in one pool of ``workers`` processes; results by recipe name.
+
+    Every trial of every recipe is planned (and checked) before any trains, and they share
+    one pool: a pool per recipe would pay the workers' start (imports, data) once per recipe
+    and leave a worker idle at the end of each.
+    """
+    names = [r.name for r in recipes]
+    if len(set(names)) < len(names):
+        raise ValueError(f"two recipes share a name: {names}")
     out = Path(out)
-    tasks = plan(recipe, workloads, targets, out, trials=trials, studies=studies, seed=seed)
-    records, skipped = execute(tasks, workers=workers, force=force, progress=progress)
+    planned = [plan(r, workloads, targets, out, trials=trials, studies=studies, seed=seed) for r in recipes]
+    records, _ = execute([t for tasks in planned for t in tasks], workers=workers, force=force,
+                         progress=progress)
+    results, start = {}, 0
+    for recipe, tasks in zip(recipes, planned):
+        mine = records[start:start + len(tasks)]
+        start += len(tasks)
+        results[recipe.name] = _score(recipe, mine, sum(bool(r.get("resumed")) for r in mine), workloads,
+                                      targets, out, trials, studies, seed)
+    return results
+
+
+def _score(recipe: Recipe, records: Sequence[dict[str, Any]], skipped: int, workloads: Sequence[str],
+           targets: Mapping[str, Mapping[str, Mapping[str, Any]]], out: Path, trials: int, studies: int,
+           seed: int) -> RaceResult:
     rows = trial_rows(records)
     result = RaceResult(recipe.name, out / recipe.name, rows, workload_times(rows, "steps_to_target"),
                         workload_times(rows, "seconds_to_target"), skipped,

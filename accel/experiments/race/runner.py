@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ...atomic import write_json_atomic
+from ...lifetime import die_with_parent
 from .workloads import get_workload
 
 DONE, FAILED, INTERRUPTED = "done", "failed", "interrupted"
@@ -87,7 +88,8 @@ def run_task(task: TrialTask, threads: int = TRIAL_THREADS) -> dict[str, Any]:
     return record
 
 
-def _init(threads: int) -> None:
+def _init(threads: int, parent: int) -> None:
+    die_with_parent(parent)  # a killed race (kernel, `accel race`) leaves no worker behind
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
 
@@ -126,7 +128,7 @@ def _run_pool(tasks: Sequence[TrialTask], todo: list[int], workers: int,
     threads = TRIAL_THREADS
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context, initializer=_init,
-                               initargs=(threads,))
+                               initargs=(threads, os.getpid()))
     futures = {pool.submit(run_task, tasks[i], threads): i for i in todo}
     try:
         remaining = set(futures)

@@ -5,7 +5,8 @@ Training goes through the package's Lightning path (:class:`accel.module.Classif
 every ``eval_every`` optimizer steps (and at the last step) on the whole test split in
 eval mode, keeps the training seconds with evaluation time taken out, and stops the run
 at the first evaluation that reaches the target (later evaluations could not change the
-time to target). A non-finite training loss stops it too (a diverged run never reaches it).
+time to target). A non-finite training loss stops it too (a diverged run never reaches it), as
+does a preconditioner's matrix root failing on non-finite values.
 
 Two recipes evaluate at weights other than the trained ones:
 
@@ -50,6 +51,14 @@ class RaceClassifier(Classifier):
             if self.loss_fn is not F.cross_entropy:
                 raise ValueError("label_smoothing needs the cross_entropy loss")
             self.loss_fn = partial(F.cross_entropy, label_smoothing=self.label_smoothing)
+
+    # The race measures with RaceEval alone: keeping and logging the training loss and
+    # accuracy (the Classifier's epoch metrics) would be a tenth of a small model's step.
+    def _accumulate(self, stage: str, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        pass
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        pass
 
 
 class RaceEval(pl.Callback):
@@ -176,6 +185,13 @@ def _train(workload: Workload, variant: str, config: dict[str, Any], *, seed: in
     trainer = make_trainer(epochs, [probe], max_steps=budget, limit_val_batches=0,
                            gradient_clip_val=tricks.get("grad_clip") or None)
     start = time.perf_counter()
-    trainer.fit(module, datamodule=dm)
+    try:
+        trainer.fit(module, datamodule=dm)
+    except torch.linalg.LinAlgError as err:
+        # A preconditioner's matrix root (Shampoo, SOAP) of a non-finite matrix: the run diverged.
+        if "non-finite" not in str(err):
+            raise
+        probe.diverged = True
+        probe.history.append({"step": int(trainer.global_step), "seconds": probe._train_seconds(), "error": math.nan})
     return {"history": probe.history, "steps_run": int(trainer.global_step), "diverged": probe.diverged,
             "wall_seconds": time.perf_counter() - start, "eval_seconds": probe.eval_seconds}
