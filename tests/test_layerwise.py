@@ -41,9 +41,9 @@ def test_groups_carry_lr_times_factor_and_keep_weight_decay_apart():
 
 def test_without_layer_lr_the_factory_is_unchanged():
     net = _mlp()
-    plain = make_optimizer(net, {"name": "adam", "lr": 0.01})
+    plain = make_optimizer(net, {"name": "adam", "lr": 0.01, "weight_decay": 1e-4})
     assert [len(g["params"]) for g in plain.param_groups] == [3, 3] and {g["lr"] for g in plain.param_groups} == {0.01}
-    ones = make_optimizer(net, {"name": "adam", "lr": 0.01, "layer_lr": {"*": 1.0}})
+    ones = make_optimizer(net, {"name": "adam", "lr": 0.01, "weight_decay": 1e-4, "layer_lr": {"*": 1.0}})
     assert [len(g["params"]) for g in ones.param_groups] == [3, 3]
 
 

@@ -55,6 +55,25 @@ def test_biases_and_norm_weights_get_no_weight_decay():
     assert len(opt.param_groups) == 1 and opt.param_groups[0]["weight_decay"] == 0.1
 
 
+def test_without_weight_decay_one_group_gives_the_same_updates_as_two():
+    torch.manual_seed(0)
+    one, two = _net(), _net()
+    two.load_state_dict(one.state_dict())
+    a = make_optimizer(one, {"name": "adam", "lr": 1e-2})
+    assert len(a.param_groups) == 1 and len(a.param_groups[0]["params"]) == len(list(one.parameters()))
+    b = torch.optim.Adam(param_groups(two, 0.1), lr=1e-2)  # the two-group split ...
+    for g in b.param_groups:
+        g["weight_decay"] = 0.0  # ... without decay: what make_optimizer built before
+    x = torch.randn(16, 4)
+    for _ in range(5):
+        for net, opt in ((one, a), (two, b)):
+            opt.zero_grad()
+            net(x).square().mean().backward()
+            opt.step()
+    for p, q in zip(one.parameters(), two.parameters()):
+        assert torch.equal(p, q)  # bit for bit
+
+
 def test_bad_specs_raise_clear_errors():
     with pytest.raises(ValueError, match="valid: sgd, momentum"):
         make_optimizer(_net(), {"name": "adamax", "lr": 1})
