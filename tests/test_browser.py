@@ -94,3 +94,13 @@ def test_a_missing_browser_is_named_with_the_install_command(monkeypatch):
     monkeypatch.delenv("ACCEL_CHROMIUM", raising=False)
     with pytest.raises(browser.BrowserUnavailable, match="apt-get install -y chromium chromium-driver"):
         browser.find_browser()
+
+
+def test_accel_check_html_exits_1_on_a_page_with_a_problem_and_2_without_a_book(chromium, tmp_path, capsys):
+    from accel.repro.cli import main
+    _page(tmp_path, body="<p>final training loss nan</p>")
+    assert main(["check-html", str(tmp_path), "--screens", str(tmp_path / "screens")]) == 1
+    out = capsys.readouterr().out
+    assert "'nan' in the text" in out and "pages checked in headless Chromium" in out
+    assert main(["check-html", str(tmp_path / "nowhere")]) == 2
+    assert "no built book" in capsys.readouterr().err

@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("race", add_help=False,
                    help="time to target of training recipes on fixed workloads, after AlgoPerf "
                         "(accel race --recipe my_recipe.yml; accel race --help for its options)")
+    sub.add_parser("check-html", add_help=False,
+                   help="open every page of a built book in headless Chromium, network off, and list "
+                        "what a reader would see broken (accel check-html _build/html; --help for options)")
 
     return parser
 
@@ -201,6 +204,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     pairs: list[list[str]] = []
     if argv[:1] == ["race"]:  # its options are the race module's own (accel race --help)
         return cmd_race(argv[1:])
+    if argv[:1] == ["check-html"]:  # accel.repro.browser's own options
+        from .browser import main as check_html
+        try:
+            return check_html(argv[1:])
+        except (FileNotFoundError, NotADirectoryError, RuntimeError) as err:
+            print(f"accel check-html: error: {err}", file=sys.stderr)
+            return 2
     if argv[:1] == ["run"]:
         argv, pairs = _split_params(argv)
     args = build_parser().parse_args(argv)
