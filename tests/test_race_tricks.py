@@ -13,7 +13,8 @@ from accel.experiments.race.workloads import get_workload
 RECIPES = Path(trial.__file__).with_name("recipes")
 BOOK = {"adamw_cosine": "adamw", "nadamw_cosine": "nadam", "adam_cosine": "adam", "nesterov_cosine": "nesterov",
         "heavy_ball_cosine": "momentum", "schedule_free_adamw": "adamw_schedulefree", "adamw_wsd": "adamw",
-        "muon_adamw": "muon", "sgd_cosine": "sgd", "adadelta_cosine": "adadelta", "rmsprop_cosine": "rmsprop", "adagrad_cosine": "adagrad", "radam_cosine": "radam",
+        "muon_adamw": "muon", "sgd_cosine": "sgd", "adadelta_cosine": "adadelta", "rmsprop_cosine": "rmsprop",
+        "adagrad_cosine": "adagrad", "radam_cosine": "radam",
         "adamw_ema": "adamw", "soap_cosine": "soap", "adam_mini_cosine": "adam_mini", "shampoo_cosine": "shampoo"}
 SEARCHED = recipe_from_dict({"name": "searched", "optimizer": {"name": "sgd", "lr": 0.1},
                              "search_space": {"optimizer.lr": {"low": 0.05, "high": 0.5, "log": True}}})

@@ -28,8 +28,8 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     Standard since Goyal et al. 2017 and You et al. 2017: decaying a bias or a norm's gain
     only shrinks a scale that the next layer or normalization undoes. Without weight decay
     the split changes nothing and one group is returned: every step of a ``torch.optim``
-    optimizer then makes one pass over its parameters instead of two (a tenth of a small
-    model's step on a CPU), with the same update of every tensor.
+    optimizer then makes one pass over its parameters instead of two (per-step Python cost
+    that a small model's step on a CPU feels), with the same update of every tensor.
     """
     if weight_decay == 0:
         return [{"params": _params(model), "weight_decay": 0.0}]

@@ -28,8 +28,9 @@ from .recipes import Recipe, load_recipe
 
 RECIPES_DIR = Path(__file__).with_name("recipes")
 BOOK_RECIPES = ("nadamw_cosine", "adamw_cosine", "adam_cosine", "nesterov_cosine", "heavy_ball_cosine",
-                "sgd_cosine", "rmsprop_cosine", "adagrad_cosine", "adadelta_cosine", "radam_cosine", "adamw_wsd", "adamw_ema",
-                "schedule_free_adamw", "muon_adamw", "soap_cosine", "adam_mini_cosine", "shampoo_cosine")
+                "sgd_cosine", "rmsprop_cosine", "adagrad_cosine", "adadelta_cosine", "radam_cosine",
+                "adamw_wsd", "adamw_ema", "schedule_free_adamw", "muon_adamw", "soap_cosine",
+                "adam_mini_cosine", "shampoo_cosine")
 # The test workload's targets (tests and the smoke profile only): every recipe can reach them.
 TOY_TARGETS = {"toy_blobs": {v: {"target_error": 0.02, "budget_steps": 54} for v in ("base", "heldout")}}
 

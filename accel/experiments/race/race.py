@@ -3,10 +3,11 @@
 :func:`plan` turns a recipe, workloads and their targets into trial tasks (``studies`` x
 ``trials`` per workload and variant) and checks every trial's configuration before
 anything trains. :func:`race` runs them (:mod:`accel.experiments.race.runner`: cached,
-resumable; :func:`race_many` runs several recipes' trials in one pool) and scores each workload (:mod:`accel.experiments.race.scoring`): time to
-target in steps and in seconds, median over studies of the fastest trial, inf when the
-held-out variant misses. :func:`compare` scores several recipes against each other:
-ratios to the best, performance profiles and the AlgoPerf-style score.
+resumable; :func:`race_many` runs several recipes' trials in one pool) and scores each
+workload (:mod:`accel.experiments.race.scoring`): time to target in steps and in seconds,
+median over studies of the fastest trial, inf when the held-out variant misses.
+:func:`compare` scores several recipes against each other: ratios to the best, performance
+profiles and the AlgoPerf-style score.
 
 Output folder: ``OUT/<recipe>/<workload>/<variant>/s<study>t<trial>/trial.json`` per
 trial, ``OUT/<recipe>/trials.csv`` (one row per trial) and ``OUT/<recipe>/race.json``
