@@ -273,11 +273,12 @@ def ablate(base: Recipe, stages: Sequence[tuple[str, Sequence[Recipe | Callable[
            decide: Callable[[Recipe, pd.DataFrame, Recipe, pd.DataFrame], bool], train: Split, test: Split, *,
            seeds: Sequence[int], **kwargs: Any) -> tuple[Recipe, pd.DataFrame]:
     """Greedy forward ablation: at each stage, run its candidates (recipes, or functions of the
-    incumbent) for ``seeds``; ``decide(candidate_rows, incumbent_rows)`` says whether a
-    candidate beats the incumbent; the fastest (lowest mean steps) of the winners becomes
-    the incumbent. The incumbent's runs are reused, not repeated (same recipe and seed, same
-steps); ``kwargs`` go to :func:`run`, and ``decide`` should read the steps of the lowest
-target. Returns the last incumbent and all rows (``stage``, ``kept``, ``incumbent``)."""
+    incumbent) for ``seeds``; ``decide(candidate, candidate_rows, incumbent, incumbent_rows)``
+    says whether a candidate beats the incumbent; the fastest (lowest mean steps) of the
+    winners becomes the incumbent. The incumbent's runs are reused, not repeated (same recipe
+    and seed, same steps); ``kwargs`` go to :func:`run`, and ``decide`` should read the steps
+    of the lowest target. Returns the last incumbent and all rows (``stage``, ``kept``,
+    ``incumbent``)."""
     incumbent = base
     inc_rows = run_seeds(base, train, test, seeds, **kwargs).assign(stage="reference", kept=True)
     frames = [inc_rows]
