@@ -5,9 +5,10 @@ same optimizer, batch size and epochs, and evaluate on the test set after every
 epoch. What differs is only the machinery: Lightning's Trainer with accel's module,
 data module and callbacks versus a hand-written ``for`` loop. Printed, per batch size
 (``--batch-size 128 2048``): samples per second of each (median of ``--repeats`` timed
-runs after one warm-up, the two interleaved), their ratio (accel / plain; 1.0 means
-Lightning costs nothing) and Lightning's overhead per step in milliseconds (the time
-difference over the steps run, Trainer construction and per-epoch validation included).
+runs after one warm-up, the two interleaved), their ratio (plain time / accel time of each
+interleaved pair, the median and range over pairs; 1.0 means Lightning costs nothing) and
+Lightning's overhead per step in milliseconds (the pair's time difference over the steps
+run, Trainer construction and per-epoch validation included).
 Each run has at least ``--min-steps`` steps, so fixed costs are not what is measured.
 For a one-core figure run it under ``taskset -c 0``.
 
@@ -116,9 +117,14 @@ def measure(batch_size: int, args: argparse.Namespace, device: torch.device, aut
     for k in times:
         print(f"{k:>6}: {n / median[k]:>10,.0f} samples/s  (median of {args.repeats}: "
               f"{median[k]:.2f} s; final test acc {accs[k]:.3f})")
-    overhead = (median["accel"] - median["plain"]) / steps * 1e3
-    print(f"throughput ratio accel/plain = {median['plain'] / median['accel']:.3f} at batch {batch_size}; "
-          f"overhead {overhead:.2f} ms per step ({median['plain'] / steps * 1e3:.2f} ms plain step)")
+    # Each accel run is paired with the plain run right after it: a shared VM's speed drifts by
+    # tens of per cent within a minute, and a pair sees the same drift.
+    ratios = sorted(p / a for a, p in zip(times["accel"], times["plain"]))
+    overheads = sorted((a - p) / steps * 1e3 for a, p in zip(times["accel"], times["plain"]))
+    print(f"throughput ratio accel/plain = {statistics.median(ratios):.3f} at batch {batch_size} "
+          f"(median of {args.repeats} interleaved pairs; range {ratios[0]:.3f}-{ratios[-1]:.3f}); "
+          f"overhead {statistics.median(overheads):.2f} ms per step "
+          f"({median['plain'] / steps * 1e3:.2f} ms plain step)")
     if args.target_acc is not None:
         epoch, seconds = time_to_accuracy(dm, args.target_acc, args.max_epochs, args.lr)
         if epoch is None:
@@ -134,7 +140,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, nargs="+", default=[128, 2048])
     ap.add_argument("--epochs", type=int, default=3, help="at least this many epochs per run")
     ap.add_argument("--min-steps", type=int, default=96, help="at least this many steps per run")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--target-acc", type=float, default=None)
     ap.add_argument("--max-epochs", type=int, default=60)

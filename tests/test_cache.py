@@ -268,3 +268,15 @@ def test_timings_order_longest_first_and_progress_estimates_remaining(tmp_path):
     unknown = BookProgress(["p", "z"], {"p": 3.0}, enabled=False, echo=lambda line: None)
     assert unknown.remaining() is None  # a chapter never timed: no made-up estimate
     unknown.close()
+
+
+
+def test_a_fresh_cache_starts_the_chapters_longest_first_by_the_reference_times(book):
+    times = book.root / "book" / "expected_times.json"
+    assert book.build(cache_dir=book.root / "c1") == ["a", "b"]  # no times at all: book order
+    times.write_text(json.dumps({"about": "test", "cpu": {"a": 1.0, "b": 9.0}}))
+    assert book.build(cache_dir=book.root / "c2") == ["a", "b"]  # times of another profile: unused
+    times.write_text(json.dumps({"cpu": {"a": 1.0}, "smoke": {"a": 1.0, "b": 9.0}}))
+    assert book.build(cache_dir=book.root / "c3") == ["b", "a"]  # the build's profile: longest first
+    times.write_text("{broken")
+    assert book.build(cache_dir=book.root / "c4") == ["a", "b"]  # unreadable: no estimates, no error

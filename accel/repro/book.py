@@ -30,6 +30,7 @@ from .profiles import check_profile
 from .render import finish_stage, prepare_for_book
 
 SOURCES = ("_config.yml", "_toc.yml", "book")
+REFERENCE_TIMES = "book/expected_times.json"
 
 
 def toc_files(toc: dict) -> Iterator[str]:
@@ -53,6 +54,22 @@ def toc_notebooks(root: Path) -> list[Path]:
         if nb is not None:
             found.append(nb)
     return found
+
+
+def reference_times(root: Path, profile: str) -> dict[str, float]:
+    """Wall seconds per chapter measured in one reference build of ``profile`` (``book/expected_times.json``).
+
+    A fresh clone's cache has no recorded times, and without them the chapters would start
+    in book order: the longest two last, one core idle at the end (the cold cpu build then
+    took about 90 s longer than longest-first). Times recorded by this machine's own builds
+    take precedence. A missing or unreadable file gives no estimates, never an error.
+    """
+    import json
+    try:
+        seconds = json.loads((root / REFERENCE_TIMES).read_text())[profile]
+        return {str(k): float(v) for k, v in seconds.items()}
+    except (OSError, ValueError, KeyError, AttributeError, TypeError):
+        return {}
 
 
 def _is_notebook(path: Path) -> bool:
@@ -139,7 +156,7 @@ def build(root: Path = Path("."), profile: str = "cpu", out: Path | None = None,
     stage = _stage(root, build_dir / "source")
     start = time.perf_counter()
 
-    expected = cache.timings()
+    expected = {**reference_times(root, profile), **cache.timings()}
     bar = BookProgress([nb.stem for nb in chapters], expected, jobs, enabled=progress)
     rows: dict[str, dict[str, Any]] = {}
     todo, keys, reasons = [], {}, {}
