@@ -5,10 +5,11 @@ same optimizer, batch size and epochs, and evaluate on the test set after every
 epoch. What differs is only the machinery: Lightning's Trainer with accel's module,
 data module and callbacks versus a hand-written ``for`` loop. Printed, per batch size
 (``--batch-size 128 2048``): samples per second of each (median of ``--repeats`` timed
-runs after one warm-up, the two interleaved), their ratio (plain time / accel time of each
-interleaved pair, the median and range over pairs; 1.0 means Lightning costs nothing) and
-Lightning's overhead per step in milliseconds (the pair's time difference over the steps
-run, Trainer construction and per-epoch validation included).
+runs after one warm-up, the two interleaved, each going first in every other pair),
+their ratio (plain time / accel time of each interleaved pair, the median and range over
+pairs; 1.0 means Lightning costs nothing) and Lightning's overhead per step in
+milliseconds (the pair's time difference over the steps run, Trainer construction and
+per-epoch validation included).
 Each run has at least ``--min-steps`` steps, so fixed costs are not what is measured.
 For a one-core figure run it under ``taskset -c 0``.
 
@@ -108,11 +109,12 @@ def measure(batch_size: int, args: argparse.Namespace, device: torch.device, aut
     run_accel(dm, 1, args.lr), run_plain(dm, 1, args.lr, autocast)  # warm-up: kernels, caches
     times: dict[str, list[float]] = {"accel": [], "plain": []}
     accs = {}
-    for _ in range(args.repeats):  # interleaved, so drifts in machine load hit both alike
-        t, accs["accel"] = run_accel(dm, epochs, args.lr)
-        times["accel"].append(t)
-        t, accs["plain"] = run_plain(dm, epochs, args.lr, autocast)
-        times["plain"].append(t)
+    runs = {"accel": lambda: run_accel(dm, epochs, args.lr),
+            "plain": lambda: run_plain(dm, epochs, args.lr, autocast)}
+    for i in range(args.repeats):  # interleaved, so drifts in machine load hit both alike;
+        for k in (("accel", "plain") if i % 2 == 0 else ("plain", "accel")):  # each goes first half the time
+            t, accs[k] = runs[k]()
+            times[k].append(t)
     median = {k: statistics.median(v) for k, v in times.items()}
     for k in times:
         print(f"{k:>6}: {n / median[k]:>10,.0f} samples/s  (median of {args.repeats}: "
