@@ -270,7 +270,6 @@ def test_timings_order_longest_first_and_progress_estimates_remaining(tmp_path):
     unknown.close()
 
 
-
 def test_a_fresh_cache_starts_the_chapters_longest_first_by_the_reference_times(book):
     times = book.root / "book" / "expected_times.json"
     assert book.build(cache_dir=book.root / "c1") == ["a", "b"]  # no times at all: book order
