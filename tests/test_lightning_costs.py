@@ -6,10 +6,10 @@ import torch
 from pytorch_lightning.trainer.connectors.logger_connector.result import _Metadata, _ResultMetric, _Sync
 from torchmetrics.aggregation import MeanMetric
 
+import accel.training
 from accel.data import TensorDataModule
-from accel.training import skip_needless_moves, states_on
 from accel.module import Classifier
-from accel.training import fit
+from accel.training import fit, skip_needless_moves, states_on
 
 CPU, META = torch.device("cpu"), torch.device("meta")
 
@@ -66,8 +66,16 @@ def test_skip_is_applied_once_and_changes_no_logged_number(monkeypatch):
         return fit(module, _data(), 3), module
 
     fast, fast_module = run()
-    monkeypatch.setattr(_ResultMetric, "to", patched.__wrapped__)  # Lightning's own `to`
+    moves = []
+
+    def lightning_to(self, *args, **kwargs):  # Lightning's own `to`, counted
+        moves.append(args)
+        return patched.__wrapped__(self, *args, **kwargs)
+
+    monkeypatch.setattr(_ResultMetric, "to", lightning_to)
+    monkeypatch.setattr(accel.training, "skip_needless_moves", lambda: None)  # make_trainer must not re-wrap
     slow, slow_module = run()
+    assert _ResultMetric.to is lightning_to and len(moves) >= 4 * 3  # every self.log of 3 epochs went through it
     assert fast.equals(slow)
     for p, q in zip(fast_module.parameters(), slow_module.parameters()):
         assert torch.equal(p, q)
