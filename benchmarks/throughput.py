@@ -10,7 +10,7 @@ their ratio (plain time / accel time of each interleaved pair, the median and ra
 pairs; 1.0 means Lightning costs nothing) and Lightning's overhead per step in
 milliseconds (the pair's time difference over the steps run, Trainer construction and
 per-epoch validation included).
-Each run has at least ``--min-steps`` steps, so fixed costs are not what is measured.
+Each run has at least ``--min-steps`` steps, so fixed costs (about 13 ms a fit) are a small share.
 For a one-core figure run it under ``taskset -c 0``.
 
 ``--target-acc`` then trains accel's CNN until its test accuracy reaches the target
@@ -119,8 +119,8 @@ def measure(batch_size: int, args: argparse.Namespace, device: torch.device, aut
     for k in times:
         print(f"{k:>6}: {n / median[k]:>10,.0f} samples/s  (median of {args.repeats}: "
               f"{median[k]:.2f} s; final test acc {accs[k]:.3f})")
-    # Each accel run is paired with the plain run right after it: a shared VM's speed drifts by
-    # tens of per cent within a minute, and a pair sees the same drift.
+    # Repeat i of each is a pair, run back to back: a shared VM's speed drifts by tens of per
+    # cent within a minute, and a pair sees the same drift.
     ratios = sorted(p / a for a, p in zip(times["accel"], times["plain"]))
     overheads = sorted((a - p) / steps * 1e3 for a, p in zip(times["accel"], times["plain"]))
     print(f"throughput ratio accel/plain = {statistics.median(ratios):.3f} at batch {batch_size} "
